@@ -1,0 +1,44 @@
+# The two commands a newcomer needs are `make run` and `make test`; both install first.
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench clean help
+
+help:  ## List the targets.
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+install: $(STAMP)  ## Create .venv (when missing) and install the project with test and dev extras.
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--config-settings editable_mode=compat -e '.[test,dev]'
+	@touch $(STAMP)
+
+run: install  ## Start Redis (if none answers), the sandbox, web, worker and Flower.
+	$(BIN)/python -m app.devstack
+
+lint: install  ## ruff (lint + format check) and mypy.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install  ## Apply ruff's fixes and formatting.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint  ## Lint, then the whole suite (unit, integration, browser).
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install  ## Benchmarks; one JSON line per scenario, results in bench/results/.
+	$(BIN)/python -m bench
+
+clean:  ## Remove the virtualenv and local state.
+	rm -rf $(VENV) .sandbox .pytest-sandbox .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""gunicorn settings for the web process (gunicorn reads ./gunicorn.conf.py by itself).
+
+This file lives outside the `app` package on purpose: gunicorn loads it in the master,
+before gevent patches the workers, and importing the app there would import ssl unpatched.
+
+gevent workers: each open event stream is a greenlet, not a thread. No `preload_app`: the app
+must be imported after gevent has patched the standard library in each worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT') or 5000}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+worker_class = "gevent"
+#: Open streams per worker process; each also needs a file descriptor.
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS") or 20000)
+#: A burst of reconnecting browsers (after a deploy) must not overflow the listen queue.
+backlog = int(os.environ.get("WEB_BACKLOG") or 4096)
+timeout = 30
+graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT") or 10)
+keepalive = 5
+preload_app = False
