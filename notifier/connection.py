@@ -1,0 +1,53 @@
+"""The process's pooled Redis client.
+
+One `BlockingConnectionPool` per process (and per URL, so tests can point elsewhere): callers
+wait for a free connection instead of failing with "Too many connections" when thousands of
+streams open at once (redis-py 8 caps plain pools at 100). redis-py pools notice a fork and
+reconnect, so a module-level client is safe in Celery's prefork children too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+_lock = threading.Lock()
+_clients: dict[str, redis.Redis] = {}
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def get_redis() -> redis.Redis:
+    """The shared client for `REDIS_URL` (strings decoded)."""
+    url = redis_url()
+    client = _clients.get(url)
+    if client is None:
+        with _lock:
+            client = _clients.get(url) or _new_client(url)
+            _clients[url] = client
+    return client
+
+
+def _new_client(url: str) -> redis.Redis:
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=int(os.environ.get("REDIS_MAX_CONNECTIONS") or 50),
+        timeout=float(os.environ.get("REDIS_POOL_TIMEOUT_SECONDS") or 5),
+        decode_responses=True,
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def reset_clients() -> None:
+    """Drop cached clients (tests switch URLs; a restarted Redis needs nothing from this)."""
+    with _lock:
+        for client in _clients.values():
+            client.connection_pool.disconnect()
+        _clients.clear()

@@ -1,0 +1,125 @@
+"""Publishing an order update: history, state and live delivery in one atomic step.
+
+One Lua script appends the update to the order's capped Redis Stream (whose entry id becomes
+the SSE event id), stores it as the order's current state, and PUBLISHes the flask-sse
+envelope `{"data", "id", "type"}` on the order's channel. Replay (read from the stream) and
+live delivery (the channel) therefore never disagree about what happened or in which order.
+
+The lifecycle rules live in `events.py`, in Python. They are applied atomically by
+compare-and-set: we read the order's sequence number and last payload, decide, and the script
+commits only if the sequence is still the one we read; otherwise we read again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+
+from . import keys
+from .connection import get_redis
+from .events import (
+    UPDATE_EVENT,
+    InvalidUpdate,
+    build_payload,
+    check_transition,
+    is_terminal,
+    next_progress,
+)
+from .order_ids import normalize_order_id
+
+#: Entries kept per order (approximate trim); an order has a handful unless it retries a lot.
+HISTORY_MAXLEN = int(os.environ.get("ORDER_HISTORY_MAXLEN") or 1000)
+#: Seconds an order's state and history live after its last update (0 keeps them forever).
+ORDER_TTL_SECONDS = int(os.environ.get("ORDER_TTL_SECONDS") or 30 * 24 * 3600)
+_CAS_ATTEMPTS = 20
+
+_PUBLISH_LUA = """
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if seq ~= tonumber(ARGV[1]) then return false end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[2])
+redis.call('HSET', KEYS[1], 'seq', seq + 1, 'payload', ARGV[2], 'lastEventId', id,
+  'progress', ARGV[10])
+if ARGV[6] == '1' then
+  redis.call('ZREM', KEYS[3], ARGV[8])
+else
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+redis.call('PUBLISH', ARGV[3],
+  '{"data":' .. ARGV[2] .. ',"id":"' .. id .. '","type":"' .. ARGV[9] .. '"}')
+return id
+"""
+
+_scripts: dict[int, Any] = {}
+
+
+class PublishConflict(RuntimeError):
+    """Raised when concurrent publishers kept changing the order faster than we could commit."""
+
+
+def publish(order_id: str, update: Mapping[str, Any]) -> str:
+    """Publish an `order.update` for `order_id` and return its event id.
+
+    `update` is the payload without `orderId`/`timestamp`, which are filled in. Raises
+    `IllegalTransition` when the update would move the order backwards or repeat a stage,
+    and `InvalidUpdate` when it is malformed.
+    """
+    oid = normalize_order_id(order_id)
+    if oid is None:
+        raise InvalidUpdate(f"not a Salesforce Order id: {order_id!r}")
+    client = get_redis()
+    for _ in range(_CAS_ATTEMPTS):
+        seq, current, progress = _read_for_update(client, oid)
+        check_transition(oid, current, progress, update)
+        payload = build_payload(oid, update, current)
+        event_id = _commit(client, oid, seq, payload, next_progress(progress, update))
+        if event_id:
+            return str(event_id)
+    raise PublishConflict(f"order {oid}: too many concurrent updates")
+
+
+def _read_for_update(
+    client: redis.Redis, order_id: str
+) -> tuple[int, dict[str, Any] | None, str | None]:
+    seq, raw, progress = client.hmget(keys.state_key(order_id), ["seq", "payload", "progress"])
+    return int(seq or 0), (json.loads(raw) if raw else None), (str(progress) if progress else None)
+
+
+def _commit(
+    client: redis.Redis, order_id: str, seq: int, payload: dict[str, Any], progress: str
+) -> str | None:
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+    script = _script(client)
+    return script(
+        keys=[keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()],
+        args=[
+            seq,
+            data,
+            keys.channel(order_id),
+            HISTORY_MAXLEN,
+            ORDER_TTL_SECONDS,
+            "1" if is_terminal(payload["stage"]) else "0",
+            int(time.time() * 1000),
+            order_id,
+            UPDATE_EVENT,
+            progress,
+        ],
+        client=client,
+    )
+
+
+def _script(client: redis.Redis) -> Any:
+    # Script objects cache the SHA and fall back from EVALSHA to EVAL after a Redis restart.
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_PUBLISH_LUA)
+    return script

@@ -1,0 +1,68 @@
+"""Reading an order's current state and history back from Redis."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import keys
+from .connection import get_redis
+from .events import build_snapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The order as it stands: its last event id and the `order.snapshot` body."""
+
+    event_id: str
+    body: dict[str, Any]
+
+
+def current_state(order_id: str) -> dict[str, Any] | None:
+    """The order's last published payload, or None when nothing was ever published."""
+    raw = get_redis().hget(keys.state_key(order_id), "payload")
+    return json.loads(raw) if raw else None
+
+
+def read_snapshot(order_id: str) -> Snapshot | None:
+    """Current state plus the full history, read in one round trip; None for unknown orders."""
+    pipe = get_redis().pipeline(transaction=True)
+    pipe.hmget(keys.state_key(order_id), ["payload", "lastEventId"])
+    pipe.xrange(keys.history_key(order_id))
+    (raw, event_id), entries = pipe.execute()
+    if not raw:
+        return None
+    history = [_decode(fields) for _, fields in entries]
+    return Snapshot(event_id=event_id, body=build_snapshot(json.loads(raw), history))
+
+
+def events_after(order_id: str, last_id: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """Every update after `last_id`, oldest first; None when `last_id` is no longer held.
+
+    The id must still be in the history: if it was trimmed away (or never existed) the
+    entries after it may not be all that happened, and the caller sends a snapshot instead.
+    """
+    pipe = get_redis().pipeline(transaction=True)
+    history = keys.history_key(order_id)
+    pipe.xrange(history, min=last_id, max=last_id, count=1)
+    pipe.xrange(history, min=f"({last_id}", max="+")
+    held, entries = pipe.execute()
+    if not held:
+        return None
+    return [(entry_id, _decode(fields)) for entry_id, fields in entries]
+
+
+def _decode(fields: dict[str, str]) -> dict[str, Any]:
+    return json.loads(fields["data"])
+
+
+def wait_for_events(
+    order_id: str, last_id: str, timeout_ms: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """Block up to `timeout_ms` for updates after `last_id` (`0` for all); oldest first."""
+    reply: Any = get_redis().xread({keys.history_key(order_id): last_id}, block=timeout_ms)
+    if not reply:
+        return []
+    _, entries = reply[0]
+    return [(entry_id, _decode(fields)) for entry_id, fields in entries]
