@@ -1,0 +1,23 @@
+"""Thin gateways to the external systems: Salesforce (simple-salesforce) and WHMCS (requests).
+
+Every vendor failure surfaces as `TransientError` (retry later) or `PermanentError` (fail the
+order), nothing else.
+"""
+
+from .errors import IntegrationError, PermanentError, TransientError
+from .records import OrderLine, OrderRecord, WhmcsOrder
+from .salesforce import SalesforceGateway
+from .settings import uses_sandbox
+from .whmcs import WhmcsGateway
+
+__all__ = [
+    "IntegrationError",
+    "OrderLine",
+    "OrderRecord",
+    "PermanentError",
+    "SalesforceGateway",
+    "TransientError",
+    "WhmcsGateway",
+    "WhmcsOrder",
+    "uses_sandbox",
+]

@@ -1,0 +1,273 @@
+"""The Salesforce gateway: the Order and Account reads and writes fulfillment needs.
+
+Built on simple-salesforce in "direct session" mode: we fetch the OAuth token ourselves
+(client credentials, or the JWT bearer grant when a private key is configured) against a
+configurable host, because simple-salesforce hard-codes `https://{domain}.salesforce.com` for
+its own logins and, in its SFType re-login path, can recurse without bound on repeated 401s
+(simple-salesforce#804). An expired session is refreshed once per call; vendor errors are
+mapped by one table onto the transient/permanent tree.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar, cast
+
+import jwt
+import requests
+from simple_salesforce import Salesforce, SFType, format_soql
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceResourceNotFound,
+)
+
+from .errors import IntegrationError, PermanentError, TransientError
+from .http import GatewaySession
+from .records import OrderLine, OrderRecord
+from .settings import SalesforceSettings, salesforce_settings
+
+SYSTEM = "salesforce"
+_transient = partial(TransientError, system=SYSTEM)
+_permanent = partial(PermanentError, system=SYSTEM)
+T = TypeVar("T")
+
+#: errorCode -> (error class, our code). Anything else 4xx is permanent, 5xx transient.
+_ERROR_CODES: dict[str, tuple[type[IntegrationError], str]] = {
+    "REQUEST_LIMIT_EXCEEDED": (TransientError, "SALESFORCE_LIMIT"),
+    "UNABLE_TO_LOCK_ROW": (TransientError, "SALESFORCE_LOCKED"),
+    "SERVER_UNAVAILABLE": (TransientError, "SALESFORCE_UNAVAILABLE"),
+    "INVALID_SESSION_ID": (TransientError, "SALESFORCE_SESSION"),
+    "NOT_FOUND": (PermanentError, "SALESFORCE_NOT_FOUND"),
+    "MALFORMED_ID": (PermanentError, "SALESFORCE_NOT_FOUND"),
+}
+
+
+class SalesforceGateway:
+    """Reads and writes Salesforce Orders for one process; safe to share between threads."""
+
+    def __init__(self, settings: SalesforceSettings | None = None) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._client: Salesforce | None = None
+        self.api_calls = 0
+
+    @property
+    def settings(self) -> SalesforceSettings:
+        if self._settings is None:
+            self._settings = salesforce_settings()
+        return self._settings
+
+    # --- operations ------------------------------------------------------------------------
+
+    def get_order(self, order_id: str) -> OrderRecord:
+        """The order's activation fields and its Account's WHMCS client id, in one query."""
+        s = self.settings
+        fields = f"Id, AccountId, Account.{s.client_field}, {s.status_field}"
+        soql = f"SELECT {fields} FROM Order"  # noqa: S608 (field names are configuration)
+        soql += format_soql(" WHERE Id = {}", order_id)
+        records = self._call(lambda sf: sf.query(soql))["records"]
+        if not records:
+            raise _permanent("SALESFORCE_NOT_FOUND", f"Order {order_id} not found")
+        record = records[0]
+        account = record.get("Account") or {}
+        return OrderRecord(
+            order_id=str(record["Id"]),
+            account_id=record.get("AccountId"),
+            client_id=_optional_int(account.get(s.client_field), f"Account.{s.client_field}"),
+            activation_status=record.get(s.status_field),
+        )
+
+    def get_account_id(self, order_id: str) -> str | None:
+        """The order's AccountId, or None when Salesforce has no such order."""
+        try:
+            record = self._call(
+                lambda sf: _sobject(sf, "Order").get(order_id, params={"fields": "AccountId"})
+            )
+        except PermanentError as exc:
+            if exc.code == "SALESFORCE_NOT_FOUND":
+                return None
+            raise
+        return record.get("AccountId")
+
+    def get_order_lines(self, order_id: str) -> list[OrderLine]:
+        """The order's products as WHMCS product ids and quantities."""
+        field = self.settings.product_field
+        # The field name is configuration, never input; the id goes through format_soql.
+        select = f"SELECT Id, Quantity, Product2.{field}, Product2.Name FROM OrderItem"  # noqa: S608
+        soql = select + format_soql(" WHERE OrderId = {}", order_id)
+        records = self._call(lambda sf: sf.query_all(soql))["records"]
+        if not records:
+            raise _permanent("ORDER_EMPTY", f"Order {order_id} has no products")
+        return [_order_line(record, field) for record in records]
+
+    def update_order(
+        self,
+        order_id: str,
+        *,
+        status: str | None = None,
+        error: str | None = None,
+        whmcs_order_id: int | None = None,
+    ) -> None:
+        """Write the activation status (clearing or setting the error) and the WHMCS id."""
+        s = self.settings
+        fields: dict[str, Any] = {}
+        if status is not None:
+            fields[s.status_field] = status
+            fields[s.error_field] = error[:32000] if error else None
+        if whmcs_order_id is not None:
+            fields[s.whmcs_order_field] = str(whmcs_order_id)
+        if fields:
+            self._call(lambda sf: _sobject(sf, "Order").update(order_id, fields))
+
+    # --- session and error mapping ---------------------------------------------------------
+
+    def _call(self, operation: Callable[[Salesforce], T]) -> T:
+        client = self._session()
+        try:
+            return self._mapped(operation, client)
+        except TransientError as exc:
+            if exc.code != "SALESFORCE_SESSION":
+                raise
+        # The session expired: log in again once, then give the call one more try.
+        return self._mapped(operation, self._session(replacing=client))
+
+    def _mapped(self, operation: Callable[[Salesforce], T], client: Salesforce) -> T:
+        self.api_calls += 1
+        try:
+            return operation(client)
+        except SalesforceError as exc:
+            raise _map_salesforce_error(exc) from None
+        except requests.RequestException as exc:
+            raise _map_transport_error(exc) from None
+
+    def _session(self, replacing: Salesforce | None = None) -> Salesforce:
+        with self._lock:
+            if self._client is None or self._client is replacing:
+                self._client = self._login()
+            return self._client
+
+    def _login(self) -> Salesforce:
+        s = self.settings
+        session = GatewaySession(s.timeout, s.ca_bundle)
+        try:
+            response = session.post(f"{s.login_url}/services/oauth2/token", **self._grant())
+        except requests.RequestException as exc:
+            raise _map_transport_error(exc) from None
+        token = _token_from(response)
+        return Salesforce(
+            instance_url=token["instance_url"],
+            session_id=token["access_token"],
+            session=session,
+            version=s.api_version,
+        )
+
+    def _grant(self) -> dict[str, Any]:
+        s = self.settings
+        if s.uses_jwt_bearer:
+            claims = {
+                "iss": s.client_id,
+                "sub": s.username,
+                "aud": s.audience,
+                "exp": int(time.time()) + 180,
+            }
+            assertion = jwt.encode(claims, s.private_key, algorithm="RS256")  # type: ignore[arg-type]
+            grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            return {"data": {"grant_type": grant, "assertion": assertion}}
+        return {
+            "data": {"grant_type": "client_credentials"},
+            "auth": (s.client_id, s.client_secret),
+        }
+
+
+def _token_from(response: requests.Response) -> dict[str, Any]:
+    if response.status_code >= 500:
+        raise _transient(
+            "SALESFORCE_UNAVAILABLE",
+            f"token endpoint answered HTTP {response.status_code}",
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        raise _transient("SALESFORCE_BAD_RESPONSE", "token endpoint did not answer JSON") from None
+    if response.status_code != 200 or not isinstance(body, dict):
+        reason = body.get("error", "unknown") if isinstance(body, dict) else "unknown"
+        raise _permanent(
+            "SALESFORCE_AUTH",
+            f"Salesforce refused the integration's login ({reason})",
+        )
+    if not isinstance(body.get("access_token"), str) or not isinstance(
+        body.get("instance_url"), str
+    ):
+        raise _permanent(
+            "SALESFORCE_BAD_RESPONSE",
+            "token response lacks access_token/instance_url",
+        )
+    return body
+
+
+def _sobject(sf: Salesforce, name: str) -> SFType:
+    # `sf.Order` is typed as a union of Bulk handlers; at run time it is an SFType.
+    return cast(SFType, getattr(sf, name))
+
+
+def _first_error(content: Any) -> tuple[str, str]:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", "")), str(content[0].get("message", ""))
+    return "", ""
+
+
+def _map_salesforce_error(exc: SalesforceError) -> IntegrationError:
+    error_code, message = _first_error(exc.content)
+    if exc.status == 401:
+        # Any 401 means the session is unusable; re-authenticating is the remedy.
+        return _transient("SALESFORCE_SESSION", "Salesforce session expired")
+    if error_code in _ERROR_CODES:
+        cls, code = _ERROR_CODES[error_code]
+        return cls(code, message or error_code, system=SYSTEM)
+    if isinstance(exc, SalesforceResourceNotFound):
+        return _permanent("SALESFORCE_NOT_FOUND", "record not found")
+    if exc.status >= 500:
+        return _transient("SALESFORCE_UNAVAILABLE", f"Salesforce answered HTTP {exc.status}")
+    detail = f"{error_code}: {message}" if error_code else f"HTTP {exc.status}"
+    return _permanent("SALESFORCE_ERROR", detail)
+
+
+def _map_transport_error(exc: requests.RequestException) -> IntegrationError:
+    if isinstance(exc, requests.exceptions.SSLError):
+        return _permanent("SALESFORCE_TLS", "TLS verification failed")
+    if isinstance(exc, ValueError):
+        # A 200 whose body is not JSON: a maintenance page or a cut-off response.
+        return _transient(
+            "SALESFORCE_BAD_RESPONSE",
+            "Salesforce answered something that is not JSON",
+        )
+    kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+    return _transient("SALESFORCE_UNAVAILABLE", f"Salesforce {kind}")
+
+
+def _optional_int(value: Any, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise _permanent(
+            "SALESFORCE_BAD_DATA", f"{field} is not a number: {str(value)[:40]!r}"
+        ) from None
+
+
+def _order_line(record: dict[str, Any], field: str) -> OrderLine:
+    product = record.get("Product2") or {}
+    product_id = _optional_int(product.get(field), f"Product2.{field}")
+    if product_id is None:
+        name = product.get("Name") or record.get("Id")
+        raise _permanent("PRODUCT_NOT_MAPPED", f"product {name} has no {field}")
+    quantity = record.get("Quantity") or 1
+    if not isinstance(quantity, int | float) or quantity < 1:
+        raise _permanent("SALESFORCE_BAD_DATA", "OrderItem.Quantity is invalid")
+    return OrderLine(
+        product_id=product_id, quantity=int(quantity), name=str(product.get("Name", ""))
+    )
