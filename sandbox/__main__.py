@@ -1,0 +1,45 @@
+"""`python -m sandbox`: serve the Salesforce and WHMCS emulators in the foreground.
+
+Options default to the environment: `SANDBOX_SALESFORCE_PORT` (8443), `SANDBOX_WHMCS_PORT`
+(8081), `SANDBOX_DIR` (`.sandbox/`), and `SANDBOX_TLS_NAMES` (extra certificate names, comma
+separated, for when clients reach the sandbox by another name, such as a compose service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from .server import serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox", description="Local Salesforce and WHMCS emulators."
+    )
+    parser.add_argument(
+        "--salesforce-port", type=int, default=int(env("SANDBOX_SALESFORCE_PORT") or 8443)
+    )
+    parser.add_argument("--whmcs-port", type=int, default=int(env("SANDBOX_WHMCS_PORT") or 8081))
+    parser.add_argument("--dir", default=env("SANDBOX_DIR") or ".sandbox")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--tls-name",
+        action="append",
+        default=[n.strip() for n in (env("SANDBOX_TLS_NAMES") or "").split(",") if n.strip()],
+        help="extra DNS name or IP for the certificate (repeatable)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG shows every request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    serve(args.dir, args.salesforce_port, args.whmcs_port, args.host, args.tls_name)
+
+
+if __name__ == "__main__":
+    main()

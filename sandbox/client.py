@@ -1,0 +1,71 @@
+"""A small client for the sandbox's `/__sandbox/` control API (tests, benchmarks, the demo).
+
+Plain HTTP(S) with `requests`, trusting the sandbox's certificate explicitly (the environment's
+`REQUESTS_CA_BUNDLE` would otherwise win over a session's `verify`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .tls import CERT_FILE
+
+
+class SandboxClient:
+    """Create orders, read what the emulators saw, switch faults on and off."""
+
+    def __init__(self, salesforce_url: str, whmcs_url: str, ca_file: str, timeout: float = 10):
+        self.urls = {"salesforce": salesforce_url.rstrip("/"), "whmcs": whmcs_url.rstrip("/")}
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    @classmethod
+    def from_environment(cls) -> SandboxClient:
+        """The sandbox that `SANDBOX_*` point at (the same rule the app follows)."""
+        directory = Path(os.environ.get("SANDBOX_DIR") or ".sandbox").resolve()
+        return cls(
+            f"https://127.0.0.1:{os.environ.get('SANDBOX_SALESFORCE_PORT') or 8443}",
+            f"http://127.0.0.1:{os.environ.get('SANDBOX_WHMCS_PORT') or 8081}",
+            str(directory / CERT_FILE),
+        )
+
+    def _request(self, method: str, system: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        response = self.http.request(
+            method, f"{self.urls[system]}/__sandbox/{path}", verify=self.ca_file, **kwargs
+        )
+        response.raise_for_status()
+        return response
+
+    def create_order(
+        self, products: list[Any] | None = None, account_id: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if products is not None:
+            body["products"] = products
+        if account_id is not None:
+            body["accountId"] = account_id
+        return dict(self._request("POST", "salesforce", "orders", json=body).json())
+
+    def salesforce_order(self, order_id: str) -> dict[str, Any]:
+        """`{"record", "items", "writes"}`: the Order and every field write it received."""
+        return dict(self._request("GET", "salesforce", f"orders/{order_id}").json())
+
+    def whmcs_orders(self, salesforce_order_id: str) -> list[dict[str, Any]]:
+        """Every WHMCS order created for the Salesforce order."""
+        params = {"salesforceOrderId": salesforce_order_id}
+        return list(self._request("GET", "whmcs", "orders", params=params).json())
+
+    def fault(self, system: str, action: str, **spec: Any) -> dict[str, Any]:
+        """Inject a fault: `mode`, `times`, `latencyMs`, `errorCode`, `message`, `holdMs`."""
+        body = {"action": action, **{k: v for k, v in spec.items() if v is not None}}
+        return dict(self._request("POST", system, "faults", json=body).json())
+
+    def clear_faults(self) -> None:
+        for system in self.urls:
+            self._request("DELETE", system, "faults")

@@ -1,0 +1,174 @@
+"""Starting and stopping the two emulators.
+
+`start()` runs both in background threads and returns a `Sandbox` handle (what tests use);
+`serve()` runs them in the foreground until SIGINT/SIGTERM (what `python -m sandbox` uses).
+Salesforce is served over HTTPS with the sandbox's own certificate, WHMCS over plain HTTP.
+Both share one world, saved to `<dir>/state.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from . import catalogue, credentials, oauth, persistence, salesforce, tls, whmcs
+from .credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+
+class Sandbox:
+    """A running pair of emulators. Stop it with `stop()` or use it as a context manager."""
+
+    def __init__(
+        self,
+        directory: Path,
+        creds: Credentials,
+        ca_file: Path,
+        servers: dict[str, _Server],
+        saver: persistence.Autosaver,
+        stopping: threading.Event,
+    ) -> None:
+        self.directory = directory
+        self.credentials = creds
+        self.ca_file = str(ca_file)
+        self.salesforce_url = _url("https", servers["salesforce"])
+        self.whmcs_url = _url("http", servers["whmcs"])
+        self._servers = servers
+        self._saver = saver
+        self._stopping = stopping
+        self._threads = [
+            # A short poll interval keeps stop() quick: shutdown waits for the next poll.
+            threading.Thread(
+                target=s.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True
+            )
+            for name, s in servers.items()
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, cut short any held (faulted) responses, and save the state."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        # Shut both down at once: each shutdown() waits for its server's next poll.
+        stoppers = [threading.Thread(target=s.shutdown) for s in self._servers.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in [*stoppers, *self._threads]:
+            thread.join()
+        for server in self._servers.values():
+            server.server_close()
+        self._saver.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start(
+    directory: str | Path,
+    salesforce_port: int = 0,
+    whmcs_port: int = 0,
+    host: str = "127.0.0.1",
+    tls_names: Iterable[str] = (),
+) -> Sandbox:
+    """Start both emulators in background threads; port 0 picks a free port."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    creds = credentials.load_or_create(root)
+    cert, key = tls.ensure_certificate(root, [host, *tls_names])
+    state_path = root / persistence.STATE_FILE
+    world = persistence.load(state_path)
+    catalogue.seed(world)
+    stopping = threading.Event()
+    salesforce_app = salesforce.create_app(
+        world, creds["salesforce"], oauth.TokenStore(), salesforce.fault_registry(), stopping
+    )
+    whmcs_app = whmcs.create_app(world, creds["whmcs"], whmcs.fault_registry(), stopping)
+    servers = {"salesforce": _Server(host, salesforce_port, salesforce_app, _tls(cert, key))}
+    try:
+        servers["whmcs"] = _Server(host, whmcs_port, whmcs_app)
+    except OSError:
+        servers["salesforce"].server_close()
+        raise
+    saver = persistence.Autosaver(world, state_path).start()
+    return Sandbox(root, creds, cert, servers, saver, stopping)
+
+
+def serve(
+    directory: str | Path,
+    salesforce_port: int,
+    whmcs_port: int,
+    host: str = "127.0.0.1",
+    tls_names: Iterable[str] = (),
+) -> None:
+    """Run both emulators in the foreground until SIGINT or SIGTERM."""
+    stop_requested = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop_requested.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with start(directory, salesforce_port, whmcs_port, host, tls_names) as sandbox:
+            print(
+                f"sandbox: Salesforce {sandbox.salesforce_url}  WHMCS {sandbox.whmcs_url}  "
+                f"(dir {sandbox.directory}, CA {sandbox.ca_file})",
+                flush=True,
+            )
+            stop_requested.wait()
+            log.info("sandbox stopping")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _tls(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def _url(scheme: str, server: _Server) -> str:
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(server.host, server.host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{server.port}"
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, logging through `logging` at DEBUG instead of to stderr."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        level = logging.DEBUG if type == "info" else logging.WARNING
+        log.log(level, "%s %s", self.address_string(), message % args)
+
+
+class _Server(ThreadedWSGIServer):
+    """A threaded werkzeug server whose broken connections are logged, not printed."""
+
+    def __init__(
+        self, host: str, port: int, app: Flask, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(host, port, app, _RequestHandler, ssl_context=ssl_context)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request or rejects our certificate is not our bug.
+        log.debug("connection from %s failed", client_address, exc_info=True)
