@@ -1,0 +1,75 @@
+"""Celery and retry settings, read from the environment (a `.env` file is read first).
+
+Reliability choices (see ../shared/reference/celery.md): messages are acknowledged only after a
+step finishes (`task_acks_late`), a step whose worker process died is re-run
+(`task_reject_on_worker_lost`), each worker reserves one message at a time, and Redis's
+visibility timeout stays longer than any retry countdown so a waiting retry is never handed
+to a second worker.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from dotenv import load_dotenv
+
+from notifier import keys
+from notifier.connection import redis_url
+
+load_dotenv(override=False)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a step is retried after a transient error."""
+
+    max_attempts: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        return cls(
+            max_attempts=max(1, int(_env("FULFILLMENT_MAX_ATTEMPTS", "5"))),
+            backoff_seconds=float(_env("RETRY_BACKOFF_SECONDS", "2")),
+            backoff_max_seconds=float(_env("RETRY_BACKOFF_MAX_SECONDS", "60")),
+        )
+
+
+def broker_url() -> str:
+    return _env("CELERY_BROKER_URL", redis_url())
+
+
+def queue_name() -> str:
+    """One queue per namespace, so stacks sharing a broker never take each other's orders."""
+    return f"{keys.namespace()}.fulfillment"
+
+
+def celery_settings() -> dict[str, Any]:
+    policy = RetryPolicy.from_env()
+    visibility = float(_env("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    # A retry countdown longer than the visibility timeout gets the message redelivered
+    # to another worker while the first still holds it (celery#2481, kombu#337).
+    visibility = max(visibility, policy.backoff_max_seconds * 2 + 60)
+    return {
+        "broker_url": broker_url(),
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": visibility},
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_default_queue": queue_name(),
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+    }

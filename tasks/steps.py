@@ -1,0 +1,166 @@
+"""The fulfillment steps as plain functions: no Celery here.
+
+Each step may run more than once (retries, redelivery after a crash, a duplicate message), so
+each one is idempotent by the Salesforce Order id: it checks what already happened before
+acting, announces its stage only if the order has not passed it, and never creates a second
+WHMCS order (the ledger, then WHMCS itself, are asked first, under a per-order lease).
+
+`run` is the order's fulfillment run (1, then +1 for every operator retry). A message from an
+older run, or for an order already in a terminal state, is stale and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from integrations import IntegrationError, OrderRecord, PermanentError, WhmcsOrder
+from notifier import IllegalTransition, Stage, current_state, is_terminal, publish
+
+from . import gateways, ledger
+
+log = logging.getLogger(__name__)
+
+
+class StaleMessage(Exception):
+    """Raised when a step belongs to an older run or the order already finished."""
+
+
+def activate(order_id: str, run: int, attempt: int) -> None:
+    """Mark the order Activating in Salesforce and learn what to provision."""
+    ensure_current(order_id, run)
+    order, _ = _load_context(order_id)
+    status = order.activation_status
+    if status != "Completed":  # never move Salesforce back from a finished activation
+        gateways.salesforce().update_order(order_id, status="Activating")
+        status = "Activating"
+    announce(
+        order_id,
+        {
+            "stage": Stage.ACTIVATING,
+            "status": status,
+            "message": "Order marked Activating in Salesforce",
+            "attempt": attempt,
+        },
+    )
+
+
+def provision(order_id: str, run: int, attempt: int) -> None:
+    """Create (once) and accept the order in WHMCS."""
+    ensure_current(order_id, run)
+    announce(
+        order_id,
+        {"stage": Stage.PROVISIONING, "message": "Creating the order in WHMCS", "attempt": attempt},
+    )
+    order = ledger.load_whmcs_order(order_id) or _create_whmcs_order(order_id)
+    gateways.whmcs().accept_order(order.order_id)
+
+
+def _create_whmcs_order(order_id: str) -> WhmcsOrder:
+    context = ledger.load_context(order_id) or _load_context(order_id)[1]
+    whmcs = gateways.whmcs()
+    lease = 4 * whmcs.settings.timeout + 30  # a find and an AddOrder, each bounded by timeouts
+    with ledger.exclusive(order_id, "provision", lease_seconds=lease):
+        # Ask our ledger, then WHMCS itself (a lost AddOrder response leaves only the latter).
+        order = (
+            ledger.load_whmcs_order(order_id)
+            or whmcs.find_order(context.client_id, order_id, context.lines[0].product_id)
+            or whmcs.add_order(context.client_id, context.lines, order_id)
+        )
+        ledger.save_whmcs_order(order_id, order)
+    return order
+
+
+def _load_context(order_id: str) -> tuple[OrderRecord, ledger.OrderContext]:
+    """Read the order, its WHMCS client and products from Salesforce into the ledger."""
+    salesforce = gateways.salesforce()
+    order = salesforce.get_order(order_id)
+    if order.client_id is None:
+        raise PermanentError(
+            "WHMCS_CLIENT_MISSING",
+            "the order's Account has no WHMCS client id",
+            system="salesforce",
+        )
+    lines = tuple(salesforce.get_order_lines(order_id))
+    context = ledger.OrderContext(client_id=order.client_id, lines=lines)
+    ledger.save_context(order_id, context)
+    return order, context
+
+
+def complete(order_id: str, run: int, attempt: int) -> None:
+    """Mark the order Completed in Salesforce, with its WHMCS order id."""
+    ensure_current(order_id, run)
+    order = ledger.load_whmcs_order(order_id)
+    if order is None:
+        raise PermanentError(
+            "WHMCS_ORDER_UNKNOWN", "no WHMCS order was recorded for this order", system="whmcs"
+        )
+    gateways.salesforce().update_order(order_id, status="Completed", whmcs_order_id=order.order_id)
+    announce(
+        order_id,
+        {
+            "stage": Stage.COMPLETED,
+            "status": "Completed",
+            "message": f"Service active: WHMCS order {order.order_id}",
+            "attempt": attempt,
+            "whmcs": {"orderId": order.order_id, "serviceIds": list(order.service_ids)},
+        },
+    )
+
+
+def fail(order_id: str, run: int, error: dict[str, Any], *, write_salesforce: bool = True) -> None:
+    """Mark the order Failed in Salesforce with the reason, then announce it.
+
+    Salesforce is written first so that it and the stream agree; when Salesforce cannot be
+    written (the order does not exist there, or it stayed down through every retry) the
+    failure is still announced, with the status left as last written.
+    """
+    state = current_state(order_id)
+    if state is not None and (state.get("run") != run or is_terminal(state.get("stage"))):
+        return
+    update: dict[str, Any] = {
+        "stage": Stage.FAILED,
+        "message": f"Fulfillment failed: {error['message']}",
+        "error": error,
+    }
+    if write_salesforce and _write_failure(order_id, error):
+        update["status"] = "Failed"
+    announce(order_id, update)
+
+
+def _write_failure(order_id: str, error: dict[str, Any]) -> bool:
+    try:
+        reason = f"{error['code']}: {error['message']}"
+        gateways.salesforce().update_order(order_id, status="Failed", error=reason)
+    except PermanentError as exc:
+        log.warning("order %s: could not record the failure in Salesforce: %s", order_id, exc)
+        return False
+    return True
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """The `error` object of a failed event; internal details stay in the logs."""
+    if isinstance(exc, IntegrationError):
+        return {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
+    return {
+        "code": "INTERNAL_ERROR",
+        "message": "unexpected error in fulfillment",
+        "retryable": True,
+    }
+
+
+def ensure_current(order_id: str, run: int) -> None:
+    state = current_state(order_id)
+    if state is None:
+        return  # state lost (Redis flushed): carry on, the steps are idempotent anyway
+    if state.get("run", 1) != run or is_terminal(state.get("stage")):
+        raise StaleMessage(f"order {order_id}: run {run} is not the current run")
+
+
+def announce(order_id: str, update: dict[str, Any]) -> str | None:
+    """Publish `update` unless the order already passed that stage (a repeated step)."""
+    try:
+        return publish(order_id, update)
+    except IllegalTransition as exc:
+        log.info("order %s: not announcing %s (%s)", order_id, update["stage"], exc)
+        return None
