@@ -1,0 +1,248 @@
+"""Who is calling: JWT verification, stream tickets, and what a caller may see.
+
+Tokens are verified against an algorithm allow-list (`JWT_ALGORITHMS`; `none` is never
+accepted), the key is chosen by algorithm family (HMAC secret vs public key, so a public key
+can never be used as an HMAC secret), `exp` is required, and `aud`/`iss` are checked when
+configured. A customer token carries `sub` and its account id (`JWT_ACCOUNT_CLAIM`); a
+service token carries an OAuth-style space-separated `scope`.
+
+Stream tickets are short-lived HS256 tokens that the server signs itself, bound to one order
+and one account, so a browser can open an EventSource without putting its JWT in a URL.
+
+Failures raise `ApiError` with a reason code (counted in metrics); tokens never reach a log or
+an error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from flask import Request
+
+from .errors import ApiError
+
+SERVICE_SCOPE = "orders:fulfill"
+READ_SCOPES = frozenset({"orders:read", SERVICE_SCOPE})
+_TICKET_AUDIENCE = "order-stream"
+_TICKET_TYPE = "stream-ticket"
+_HMAC_FAMILY = "HS"
+_QUERY_CREDENTIALS = ("access_token", "token", "jwt")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified caller."""
+
+    subject: str
+    account_id: str | None
+    scopes: frozenset[str]
+    expires_at: float
+    #: Set for a stream ticket: the only order it opens.
+    order_id: str | None = None
+
+    def has_scope(self, *wanted: str) -> bool:
+        return any(scope in self.scopes for scope in wanted)
+
+
+class AuthError(ApiError):
+    """401: the credentials are missing, malformed, expired or not ours."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(401, reason, message, {"WWW-Authenticate": 'Bearer realm="orders"'})
+        self.reason = reason
+
+
+class Forbidden(ApiError):
+    """403: valid credentials without the right to this resource."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(403, reason, message)
+        self.reason = reason
+
+
+class Authenticator:
+    """Verifies tokens and signs stream tickets with one configuration."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.algorithms = _allowed_algorithms(settings["JWT_ALGORITHMS"])
+        self.secret = settings["JWT_SECRET"]
+        self.public_key = settings["JWT_PUBLIC_KEY"]
+        self.audience = settings["JWT_AUDIENCE"]
+        self.issuer = settings["JWT_ISSUER"]
+        self.account_claim = settings["JWT_ACCOUNT_CLAIM"]
+        self.leeway = settings["JWT_LEEWAY_SECONDS"]
+        self.ticket_ttl = settings["STREAM_TICKET_TTL_SECONDS"]
+        self.ticket_secret = _ticket_secret(settings)
+
+    def verify(self, token: str) -> Principal:
+        """Verify a customer or service JWT."""
+        algorithm = self._header_algorithm(token)
+        key = self.secret if algorithm.startswith(_HMAC_FAMILY) else self.public_key
+        if not key:
+            raise AuthError("TOKEN_INVALID", f"tokens signed with {algorithm} are not accepted")
+        claims = self._decode(token, key, [algorithm], self.audience, self.issuer)
+        return self._principal(claims)
+
+    def _header_algorithm(self, token: str) -> str:
+        try:
+            algorithm = str(jwt.get_unverified_header(token).get("alg", ""))
+        except jwt.PyJWTError:
+            raise AuthError("TOKEN_MALFORMED", "the token is not a JWT") from None
+        if algorithm not in self.algorithms:
+            raise AuthError("TOKEN_ALGORITHM", f"algorithm {algorithm or 'none'} is not allowed")
+        return algorithm
+
+    def _decode(
+        self, token: str, key: str, algorithms: list[str], audience: str | None, issuer: str | None
+    ) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=audience,
+                issuer=issuer,
+                leeway=self.leeway,
+                options={"require": ["exp"], "verify_aud": audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("TOKEN_EXPIRED", "the token has expired") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError("TOKEN_INVALID", f"the token lacks the {exc.claim} claim") from None
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
+            raise AuthError("TOKEN_INVALID", "the token is not meant for this service") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("TOKEN_INVALID", "the token signature does not verify") from None
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise AuthError("TOKEN_INVALID", "the token is not valid") from None
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        account = claims.get(self.account_claim)
+        scope = claims.get("scope") or ""
+        if not isinstance(scope, str) or (account is not None and not isinstance(account, str)):
+            raise AuthError("TOKEN_INVALID", "the token's claims have the wrong types")
+        return Principal(
+            subject=str(claims.get("sub", "")),
+            account_id=account or None,
+            scopes=frozenset(scope.split()),
+            expires_at=float(claims["exp"]),
+        )
+
+    # --- stream tickets --------------------------------------------------------------------
+
+    def issue_ticket(self, principal: Principal, order_id: str) -> tuple[str, int]:
+        """A ticket for `order_id`'s stream, expiring with the ticket TTL or the token."""
+        now = int(time.time())
+        expires = min(now + self.ticket_ttl, int(principal.expires_at))
+        claims = {
+            "typ": _TICKET_TYPE,
+            "sub": principal.subject,
+            "acc": principal.account_id,
+            "ord": order_id,
+            "aud": _TICKET_AUDIENCE,
+            "iat": now,
+            "exp": expires,
+        }
+        return jwt.encode(claims, self.ticket_secret, algorithm="HS256"), max(0, expires - now)
+
+    def verify_ticket(self, ticket: str) -> Principal:
+        claims = self._decode(ticket, self.ticket_secret, ["HS256"], _TICKET_AUDIENCE, None)
+        if claims.get("typ") != _TICKET_TYPE or not isinstance(claims.get("ord"), str):
+            raise AuthError("TICKET_INVALID", "not a stream ticket")
+        return Principal(
+            subject=str(claims.get("sub", "")),
+            account_id=claims.get("acc"),
+            scopes=frozenset(),
+            expires_at=float(claims["exp"]),
+            order_id=claims["ord"],
+        )
+
+    # --- reading credentials from a request ------------------------------------------------
+
+    def from_header(self, request: Request) -> Principal:
+        """The caller of an API endpoint: `Authorization: Bearer <JWT>` only."""
+        return self.verify(_bearer(request) or _missing())
+
+    def from_stream_request(self, request: Request) -> Principal:
+        """The caller of a stream: Bearer header, `access_token` cookie, or `?ticket=`."""
+        if any(name in request.args for name in _QUERY_CREDENTIALS):
+            raise AuthError("TOKEN_IN_QUERY", "tokens are refused in URLs; use a stream ticket")
+        token = _bearer(request) or request.cookies.get("access_token")
+        if token:
+            return self.verify(token)
+        ticket = request.args.get("ticket")
+        if ticket:
+            return self.verify_ticket(ticket)
+        return self.verify(_missing())
+
+    def from_header_or_cookie(self, request: Request) -> Principal:
+        """The caller of a page-initiated API call: Bearer header or the `access_token` cookie."""
+        return self.verify(_bearer(request) or request.cookies.get("access_token") or _missing())
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _missing() -> str:
+    raise AuthError("TOKEN_MISSING", "credentials are required")
+
+
+def _allowed_algorithms(value: str) -> frozenset[str]:
+    names = {name.strip() for name in value.replace(",", " ").split()}
+    names.discard("none")  # never, whatever the configuration says
+    return frozenset(names & set(jwt.algorithms.get_default_algorithms()))
+
+
+def _ticket_secret(settings: dict[str, Any]) -> str:
+    if settings["STREAM_TICKET_SECRET"]:
+        return str(settings["STREAM_TICKET_SECRET"])
+    if settings["JWT_SECRET"]:
+        # A separate key derived from the JWT secret: a ticket is never a valid JWT.
+        return hmac.new(
+            settings["JWT_SECRET"].encode(), b"stream-ticket", hashlib.sha256
+        ).hexdigest()
+    raise RuntimeError("set STREAM_TICKET_SECRET (or JWT_SECRET) to sign stream tickets")
+
+
+def mint_token(
+    settings: dict[str, Any],
+    *,
+    account_id: str | None,
+    scope: str | None,
+    ttl: int,
+    subject: str | None = None,
+) -> str:
+    """Sign a token with the configured key, for development and tests (`fulfillment token`)."""
+    algorithm = sorted(_allowed_algorithms(settings["JWT_ALGORITHMS"]))[0]
+    key = (
+        settings["JWT_SECRET"]
+        if algorithm.startswith(_HMAC_FAMILY)
+        else settings["JWT_PRIVATE_KEY"]
+    )
+    if not key:
+        raise RuntimeError(f"no key to sign {algorithm} tokens (set JWT_SECRET or JWT_PRIVATE_KEY)")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject or account_id or "service",
+        "iat": now,
+        "exp": now + ttl,
+    }
+    if account_id:
+        claims[settings["JWT_ACCOUNT_CLAIM"]] = account_id
+    if scope:
+        claims["scope"] = scope
+    if settings["JWT_AUDIENCE"]:
+        claims["aud"] = settings["JWT_AUDIENCE"]
+    if settings["JWT_ISSUER"]:
+        claims["iss"] = settings["JWT_ISSUER"]
+    return jwt.encode(claims, key, algorithm=algorithm)

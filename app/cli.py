@@ -1,0 +1,113 @@
+"""`fulfillment`: submit, inspect and follow orders; mint development tokens; run the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from notifier import is_terminal, normalize_order_id, read_snapshot
+from notifier.state import wait_for_events
+
+
+def _order_id(raw: str) -> str:
+    order_id = normalize_order_id(raw)
+    if order_id is None:
+        raise click.BadParameter(
+            "not a 15- or 18-character Salesforce Order id", param_hint="ORDER_ID"
+        )
+    return order_id
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=None, separators=(",", ":")))
+
+
+@click.group()
+def main() -> None:
+    """Order fulfillment: Salesforce -> WHMCS, followed live over Server-Sent Events."""
+
+
+@main.command()
+@click.argument("order_id")
+def submit(order_id: str) -> None:
+    """Queue fulfillment for ORDER_ID and print the task id."""
+    from . import create_app
+    from .errors import ApiError
+    from .orders import trigger_fulfillment
+
+    oid = _order_id(order_id)
+    with create_app().app_context():
+        try:
+            trigger = trigger_fulfillment(oid)
+        except ApiError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    click.echo(trigger.task_id)
+    if trigger.duplicate:
+        click.echo(f"already {trigger.stage}: not queued again", err=True)
+
+
+@main.command()
+@click.argument("order_id")
+@click.option("--history", is_flag=True, help="Include every past update.")
+def status(order_id: str, history: bool) -> None:
+    """Print ORDER_ID's current state as JSON."""
+    snapshot = read_snapshot(_order_id(order_id))
+    if snapshot is None:
+        raise click.ClickException("this order has not been submitted for fulfillment")
+    body = snapshot.body if history else {k: v for k, v in snapshot.body.items() if k != "history"}
+    _print(body)
+
+
+@main.command()
+@click.argument("order_id")
+@click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
+def watch(order_id: str, timeout: float | None) -> None:
+    """Print ORDER_ID's events as JSON lines until it completes or fails."""
+    oid = _order_id(order_id)
+    last_id, waited = "0", 0.0
+    while timeout is None or waited < timeout:
+        for event_id, payload in wait_for_events(oid, last_id, timeout_ms=1000):
+            _print({"id": event_id, **payload})
+            last_id = event_id
+            if is_terminal(payload.get("stage")):
+                return
+        waited += 1.0
+    raise click.ClickException("timed out before a terminal state")
+
+
+@main.command()
+@click.option("--account", "account_id", required=True, help="Account id claim.")
+@click.option("--scope", default=None, help='Space-separated scopes, e.g. "orders:fulfill".')
+@click.option("--ttl", type=int, default=3600, show_default=True, help="Seconds until exp.")
+@click.option("--subject", default=None, help="sub claim (default: the account id).")
+def token(account_id: str, scope: str | None, ttl: int, subject: str | None) -> None:
+    """Mint a JWT with the configured key (development and tests)."""
+    from .auth import mint_token
+    from .config import load_settings
+
+    try:
+        click.echo(
+            mint_token(
+                load_settings(), account_id=account_id, scope=scope, ttl=ttl, subject=subject
+            )
+        )
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--salesforce-port", type=int, default=None)
+@click.option("--whmcs-port", type=int, default=None)
+def sandbox(salesforce_port: int | None, whmcs_port: int | None) -> None:
+    """Run the Salesforce and WHMCS emulators in the foreground."""
+    args = [sys.executable, "-m", "sandbox"]
+    if salesforce_port is not None:
+        args += ["--salesforce-port", str(salesforce_port)]
+    if whmcs_port is not None:
+        args += ["--whmcs-port", str(whmcs_port)]
+    # The sandbox is its own program: nothing in the product imports it.
+    os.execv(sys.executable, args)  # noqa: S606

@@ -1,0 +1,97 @@
+"""The orders API: trigger fulfillment, read an order, get a stream ticket."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from integrations import TransientError
+from notifier import normalize_order_id, read_snapshot
+from tasks.workflow import BrokerUnavailable, Trigger, start_fulfillment
+
+from .auth import SERVICE_SCOPE, Authenticator, Forbidden
+from .errors import ApiError
+from .ownership import account_of, authorize_read
+
+log = logging.getLogger(__name__)
+bp = Blueprint("orders", __name__, url_prefix="/api/orders")
+
+
+def authenticator() -> Authenticator:
+    return current_app.extensions["auth"]
+
+
+def valid_order_id(raw: str) -> str:
+    order_id = normalize_order_id(raw)
+    if order_id is None:
+        raise ApiError(400, "INVALID_ORDER_ID", "not a 15- or 18-character Salesforce Order id")
+    return order_id
+
+
+def optional_json_body() -> dict[str, Any]:
+    """The request's JSON object body; an empty body is an empty object."""
+    if not request.content_length and not request.data:
+        return {}
+    if not request.is_json:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "INVALID_JSON", "the body must be a JSON object")
+    return body
+
+
+@bp.post("/<order_id>/fulfill")
+def fulfill(order_id: str) -> tuple[Response, int]:
+    oid = valid_order_id(order_id)
+    principal = authenticator().from_header(request)
+    if not principal.has_scope(SERVICE_SCOPE):
+        raise Forbidden("SCOPE_MISSING", f"the {SERVICE_SCOPE} scope is required")
+    optional_json_body()
+    trigger = trigger_fulfillment(oid)
+    body = {"orderId": oid, "taskId": trigger.task_id, "stage": trigger.stage}
+    if trigger.duplicate:
+        return jsonify({**body, "duplicate": True}), 200
+    response = jsonify(body)
+    response.headers["Location"] = f"/api/orders/{oid}"
+    return response, 202
+
+
+def trigger_fulfillment(order_id: str) -> Trigger:
+    """Queue an order (the HTTP trigger and `fulfillment submit` share these rules)."""
+    _ensure_exists(order_id)
+    try:
+        return start_fulfillment(order_id)
+    except BrokerUnavailable:
+        raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the order, try again") from None
+
+
+def _ensure_exists(order_id: str) -> None:
+    try:
+        if account_of(order_id) is None:
+            raise ApiError(404, "ORDER_NOT_FOUND", "Salesforce has no such order")
+    except TransientError as exc:
+        # Salesforce is down: queue anyway, the pipeline retries and fails unknown orders.
+        log.warning("order %s: existence not checked (%s)", order_id, exc.code)
+
+
+@bp.get("/<order_id>")
+def show(order_id: str) -> Response:
+    oid = valid_order_id(order_id)
+    authorize_read(authenticator().from_header_or_cookie(request), oid)
+    snapshot = read_snapshot(oid)
+    if snapshot is None:
+        raise ApiError(404, "ORDER_NOT_FOUND", "this order has not been submitted for fulfillment")
+    return jsonify(snapshot.body)
+
+
+@bp.post("/<order_id>/stream-ticket")
+def stream_ticket(order_id: str) -> tuple[Response, int]:
+    oid = valid_order_id(order_id)
+    principal = authenticator().from_header_or_cookie(request)
+    if principal.order_id is not None:
+        raise Forbidden("TICKET_NOT_ACCEPTED", "a ticket cannot mint another ticket")
+    authorize_read(principal, oid)
+    ticket, expires_in = authenticator().issue_ticket(principal, oid)
+    return jsonify({"ticket": ticket, "expiresIn": expires_in}), 201
