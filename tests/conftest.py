@@ -1,0 +1,130 @@
+"""Shared fixtures: a real Redis, the sandbox over real HTTP(S), a real Celery worker.
+
+Everything a test run writes lives under a fresh `FULFILLMENT_NAMESPACE`, so the suite can run
+against the machine's Redis beside a `make run` stack without either seeing the other.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.redis_server import RedisServer, answers
+
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+_throwaway: RedisServer | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point every process setting at test values before any project module reads them."""
+    global _throwaway
+    url = os.environ.get("TEST_REDIS_URL") or DEFAULT_TEST_REDIS_URL
+    if not answers(url):
+        _throwaway = RedisServer().start()
+        url = _throwaway.url
+    base = Path(config.rootpath) / ".pytest-sandbox" / uuid.uuid4().hex[:8]
+    os.environ.update(
+        {
+            "TEST_REDIS_URL": url,
+            "REDIS_URL": url,
+            "CELERY_BROKER_URL": url,
+            "FULFILLMENT_NAMESPACE": f"test-{uuid.uuid4().hex[:10]}",
+            "SANDBOX_DIR": str(base),
+            "RETRY_BACKOFF_SECONDS": "0.05",
+            "RETRY_BACKOFF_MAX_SECONDS": "0.2",
+            "FULFILLMENT_MAX_ATTEMPTS": "4",
+            "SALESFORCE_TIMEOUT_SECONDS": "2",
+            "WHMCS_TIMEOUT_SECONDS": "2",
+        }
+    )
+    for name in ("SALESFORCE_INSTANCE_URL", "WHMCS_URL", "JWT_PUBLIC_KEY", "JWT_AUDIENCE"):
+        os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _throwaway is not None:
+        _throwaway.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[object]:
+    """The project's pooled client; this test run's keys are deleted afterwards."""
+    from notifier.connection import get_redis
+
+    client = get_redis()
+    yield client
+    namespace = os.environ["FULFILLMENT_NAMESPACE"]
+    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def sandbox(redis_url: str) -> Iterator[object]:
+    """Both emulators on free ports, in this process, over real HTTP(S)."""
+    from urllib.parse import urlparse
+
+    from sandbox.server import start
+
+    running = start(os.environ["SANDBOX_DIR"])
+    os.environ["SANDBOX_SALESFORCE_PORT"] = str(urlparse(running.salesforce_url).port)
+    os.environ["SANDBOX_WHMCS_PORT"] = str(urlparse(running.whmcs_url).port)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox_client(sandbox: object) -> object:
+    from sandbox.client import SandboxClient
+
+    return SandboxClient.from_environment()
+
+
+@pytest.fixture(autouse=True)
+def _clear_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "sandbox_client" in request.fixturenames:
+        request.getfixturevalue("sandbox_client").clear_faults()
+
+
+@pytest.fixture(scope="session")
+def worker(sandbox: object) -> Iterator[object]:
+    """A real Celery worker (thread pool) consuming this run's queue on the test Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    from tasks import gateways
+    from tasks.celery_app import celery, reconfigure
+
+    reconfigure()
+    gateways.reset()
+    with start_worker(
+        celery, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def app(sandbox: object) -> object:
+    from app import create_app
+
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def client(app) -> object:
+    return app.test_client()
+
+
+@pytest.fixture
+def tokens(app) -> object:
+    from tests.helpers import Tokens
+
+    return Tokens(app.config)

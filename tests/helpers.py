@@ -1,0 +1,40 @@
+"""Small test helpers: token minting and waiting on an order without sleeping blindly."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from app.auth import SERVICE_SCOPE, mint_token
+from notifier import is_terminal
+from notifier.state import wait_for_events
+
+
+class Tokens:
+    """Mint customer and service JWTs with the app's configured key."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+
+    def service(self, scope: str = SERVICE_SCOPE, ttl: int = 600) -> str:
+        return mint_token(self.settings, account_id=None, scope=scope, ttl=ttl, subject="svc")
+
+    def customer(self, account_id: str, ttl: int = 600) -> str:
+        return mint_token(self.settings, account_id=account_id, scope=None, ttl=ttl)
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+def wait_for_terminal(order_id: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Every update of the order until (and including) a terminal one."""
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    last_id = "0"
+    while time.monotonic() < deadline:
+        for event_id, payload in wait_for_events(order_id, last_id, timeout_ms=200):
+            last_id = event_id
+            events.append(payload)
+            if is_terminal(payload["stage"]):
+                return events
+    raise AssertionError(f"order {order_id} did not finish in {timeout}s: {events}")

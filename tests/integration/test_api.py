@@ -1,0 +1,189 @@
+"""The HTTP API's answers: status codes, JSON errors, and the auth rules (CONTRACT §3)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from notifier import normalize_order_id, publish
+
+SECRET_ALT = "another-secret-that-is-long-enough-for-hs256!"
+
+
+@pytest.fixture
+def order(sandbox_client, redis_client):
+    created = sandbox_client.create_order()
+    publish(created["orderId"], {"stage": "queued", "message": "waiting"})
+    return created
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_error(response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    assert set(response.json) == {"error"}
+    assert set(response.json["error"]) == {"code", "message"}
+    if code:
+        assert response.json["error"]["code"] == code
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["redis"] == "up"
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["nope", "801", "8015g00000AbCdEAAA", "0015g00000AbCdEAAV", "8015g00000AbCdE%20", "a" * 300],
+)
+def test_malformed_order_ids_are_400(client, tokens, bad_id):
+    headers = tokens.headers(tokens.service())
+    assert_error(
+        client.post(f"/api/orders/{bad_id}/fulfill", headers=headers), 400, "INVALID_ORDER_ID"
+    )
+    assert_error(client.get(f"/api/orders/{bad_id}", headers=headers), 400, "INVALID_ORDER_ID")
+
+
+def claims(**extra: object) -> dict[str, object]:
+    return {"sub": "svc", "scope": "orders:fulfill", "exp": int(time.time()) + 300, **extra}
+
+
+@pytest.mark.parametrize(
+    ("make_headers", "status", "code"),
+    [
+        (lambda app: {}, 401, "TOKEN_MISSING"),
+        (lambda app: {"Authorization": "Basic dXNlcjpwYXNz"}, 401, "TOKEN_MISSING"),
+        (lambda app: bearer("not.a.jwt"), 401, "TOKEN_MALFORMED"),
+        (
+            lambda app: bearer(
+                jwt.encode(claims(exp=int(time.time()) - 120), app.config["JWT_SECRET"])
+            ),
+            401,
+            "TOKEN_EXPIRED",
+        ),
+        (lambda app: bearer(jwt.encode(claims(), SECRET_ALT)), 401, "TOKEN_INVALID"),
+        (lambda app: bearer(jwt.encode(claims(), None, algorithm="none")), 401, "TOKEN_ALGORITHM"),
+        (
+            lambda app: bearer(
+                jwt.encode({"sub": "svc", "scope": "orders:fulfill"}, app.config["JWT_SECRET"])
+            ),
+            401,
+            "TOKEN_INVALID",
+        ),
+        (
+            lambda app: bearer(jwt.encode(claims(scope="orders:read"), app.config["JWT_SECRET"])),
+            403,
+            "SCOPE_MISSING",
+        ),
+        (
+            lambda app: bearer(
+                jwt.encode(
+                    claims(scope=None, account_id="001000000000001AAA"), app.config["JWT_SECRET"]
+                )
+            ),
+            403,
+            "SCOPE_MISSING",
+        ),
+    ],
+    ids=[
+        "missing",
+        "basic",
+        "garbage",
+        "expired",
+        "wrong-key",
+        "alg-none",
+        "no-exp",
+        "wrong-scope",
+        "customer",
+    ],
+)
+def test_the_trigger_requires_a_valid_service_token(app, client, order, make_headers, status, code):
+    response = client.post(f"/api/orders/{order['orderId']}/fulfill", headers=make_headers(app))
+    assert_error(response, status, code)
+
+
+def test_an_audience_is_checked_when_configured(sandbox, order):
+    from app import create_app
+
+    app = create_app({"JWT_AUDIENCE": "orders-api"})
+    client = app.test_client()
+    secret = app.config["JWT_SECRET"]
+    url = f"/api/orders/{order['orderId']}"
+    wrong = jwt.encode(claims(scope="orders:read", aud="someone-else"), secret)
+    right = jwt.encode(claims(scope="orders:read", aud="orders-api"), secret)
+    assert_error(client.get(url, headers=bearer(wrong)), 401, "TOKEN_INVALID")
+    assert client.get(url, headers=bearer(right)).status_code == 200
+
+
+def test_trigger_bodies_must_be_json_objects(client, tokens, order):
+    url = f"/api/orders/{order['orderId']}/fulfill"
+    headers = tokens.headers(tokens.service())
+    assert_error(
+        client.post(url, headers=headers, data="{bad", content_type="application/json"),
+        400,
+        "INVALID_JSON",
+    )
+    assert_error(
+        client.post(url, headers=headers, data="[1]", content_type="application/json"),
+        400,
+        "INVALID_JSON",
+    )
+    assert_error(client.post(url, headers=headers, data="x=1", content_type="text/plain"), 415)
+    big = "{" + '"k": "' + "x" * 100_000 + '"}'
+    assert_error(client.post(url, headers=headers, data=big, content_type="application/json"), 413)
+
+
+def test_wrong_methods_are_405_json(client, order):
+    response = client.delete(f"/api/orders/{order['orderId']}")
+    assert_error(response, 405)
+    assert "GET" in response.headers["Allow"]
+    assert_error(client.get("/api/nothing-here"), 404)
+
+
+def test_a_customer_reads_only_orders_of_its_account(client, tokens, order, sandbox_client):
+    url = f"/api/orders/{order['orderId']}"
+    mine = client.get(url, headers=tokens.headers(tokens.customer(order["accountId"])))
+    assert mine.status_code == 200
+    assert mine.json["stage"] == "queued" and mine.json["orderId"] == order["orderId"]
+    assert [h["stage"] for h in mine.json["history"]] == ["queued"]
+
+    # The 15-character form of the same account id is the same account.
+    short = client.get(url, headers=tokens.headers(tokens.customer(order["accountId"][:15])))
+    assert short.status_code == 200
+
+    other = sandbox_client.create_order()["accountId"]
+    assert_error(
+        client.get(url, headers=tokens.headers(tokens.customer(other))), 403, "OTHER_ACCOUNT"
+    )
+
+
+def test_the_service_scope_reads_any_order(client, tokens, order):
+    response = client.get(
+        f"/api/orders/{order['orderId']}", headers=tokens.headers(tokens.service())
+    )
+    assert response.status_code == 200
+
+
+def test_unknown_orders_are_404(client, tokens, sandbox_client, redis_client):
+    missing = normalize_order_id("801000000000404")
+    customer = tokens.headers(tokens.customer(sandbox_client.create_order()["accountId"]))
+    assert_error(client.get(f"/api/orders/{missing}", headers=customer), 404, "ORDER_NOT_FOUND")
+    # Known to Salesforce but never submitted: also 404, for the service too.
+    fresh = sandbox_client.create_order()
+    service = tokens.headers(tokens.service())
+    assert_error(
+        client.get(f"/api/orders/{fresh['orderId']}", headers=service), 404, "ORDER_NOT_FOUND"
+    )
+
+
+def test_tokens_never_appear_in_error_messages(client, tokens, order, caplog):
+    token = jwt.encode(claims(), SECRET_ALT)
+    response = client.post(f"/api/orders/{order['orderId']}/fulfill", headers=bearer(token))
+    assert token not in response.get_data(as_text=True)
+    assert token not in caplog.text

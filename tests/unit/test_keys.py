@@ -1,0 +1,34 @@
+"""Key names: one namespace per stack, per-order keys in one cluster slot."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifier import keys
+
+ORDER = "8015g00000AbCdEAAV"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "fulfillment"),
+        ({"SANDBOX_SALESFORCE_PORT": "8443"}, "fulfillment"),
+        ({"SANDBOX_SALESFORCE_PORT": "9443"}, "fulfillment-sandbox-9443"),
+        ({"SANDBOX_SALESFORCE_PORT": "9443", "WHMCS_URL": "https://billing"}, "fulfillment"),
+        ({"SANDBOX_SALESFORCE_PORT": "9443", "FULFILLMENT_NAMESPACE": "blue"}, "blue"),
+    ],
+)
+def test_the_namespace_follows_the_stack(monkeypatch, env, expected) -> None:
+    for name in ("FULFILLMENT_NAMESPACE", "SANDBOX_SALESFORCE_PORT", "WHMCS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert keys.namespace() == expected
+
+
+def test_an_orders_keys_share_a_hash_tag(monkeypatch) -> None:
+    monkeypatch.setenv("FULFILLMENT_NAMESPACE", "ns")
+    assert keys.state_key(ORDER) == "ns:order:{8015g00000AbCdEAAV}:state"
+    assert keys.history_key(ORDER) == "ns:order:{8015g00000AbCdEAAV}:history"
+    assert keys.channel(ORDER) == "ns:sse:order.8015g00000AbCdEAAV"
