@@ -37,7 +37,7 @@ def get_redis() -> redis.Redis:
 def _new_client(url: str) -> redis.Redis:
     pool = redis.BlockingConnectionPool.from_url(
         url,
-        max_connections=int(os.environ.get("REDIS_MAX_CONNECTIONS") or 50),
+        max_connections=int(os.environ.get("REDIS_MAX_CONNECTIONS") or 8),
         timeout=float(os.environ.get("REDIS_POOL_TIMEOUT_SECONDS") or 5),
         decode_responses=True,
         health_check_interval=30,

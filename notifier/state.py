@@ -37,6 +37,29 @@ def read_snapshot(order_id: str) -> Snapshot | None:
     return Snapshot(event_id=event_id, body=build_snapshot(json.loads(raw), history))
 
 
+@dataclass(frozen=True)
+class Replay:
+    """The updates after a resume point, and the order's current state."""
+
+    entries: list[tuple[str, dict[str, Any]]]
+    current: dict[str, Any] | None
+
+
+def read_replay(order_id: str, last_id: str) -> Replay | None:
+    """Everything after `last_id` plus the current state in one round trip; None when the
+    history no longer holds `last_id` (see `events_after`)."""
+    pipe = get_redis().pipeline(transaction=True)
+    history = keys.history_key(order_id)
+    pipe.xrange(history, min=last_id, max=last_id, count=1)
+    pipe.xrange(history, min=f"({last_id}", max="+")
+    pipe.hget(keys.state_key(order_id), "payload")
+    held, entries, raw = pipe.execute()
+    if not held:
+        return None
+    decoded = [(entry_id, _decode(fields)) for entry_id, fields in entries]
+    return Replay(entries=decoded, current=json.loads(raw) if raw else None)
+
+
 def events_after(order_id: str, last_id: str) -> list[tuple[str, dict[str, Any]]] | None:
     """Every update after `last_id`, oldest first; None when `last_id` is no longer held.
 

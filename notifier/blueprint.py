@@ -1,0 +1,130 @@
+"""The order event stream as a flask-sse blueprint: its envelope kept, its stream replaced.
+
+`OrderEventsBlueprint` subclasses `flask_sse.ServerSentEventsBlueprint` and serves
+`GET /<order_id>/events`. Where it departs from flask-sse, and why:
+
+1. `redis` is the process's pooled client, not a new client and pool on every access.
+2. `publish(order_id, update)` goes through the atomic history + state + PUBLISH path
+   (flask-sse's `publish` would skip the history, and replay would then miss events).
+3. `stream(order_id)` does not hold one Redis connection per browser: streams share the
+   process's hub (one pub/sub connection). It sends `retry:` and a snapshot at once, honours
+   `Last-Event-ID` (header, or `lastEventId` for a fresh page), heartbeats, ends after a
+   terminal event, answers 204 to a client that already saw it, and frees a closed client's
+   resources without waiting for the order to publish again.
+4. Who may watch is decided before the response starts by the `authorize` callback the app
+   passes in (headers cannot change once streaming has begun).
+5. When Redis (or whatever `authorize` needs) is down, the answer is a 200 carrying only a
+   jittered `retry:`, never a 5xx: browsers give up on an EventSource after a 5xx.
+
+Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read back through
+`flask_sse.Message`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from flask import Response, current_app, request
+from flask_sse import ServerSentEventsBlueprint
+
+from .connection import get_redis
+from .hub import HubUnavailable, Subscriber, get_hub
+from .liveness import watch
+from .publish import publish
+from .sse import retry_frame
+from .stream import (
+    AlreadyFinished,
+    CatchUp,
+    StreamLimits,
+    UnknownOrder,
+    catch_up,
+    end_frame,
+    follow,
+)
+
+log = logging.getLogger(__name__)
+
+#: authorize(raw order id) -> (normalized order id, credential expiry as a unix time)
+Authorize = Callable[[str], tuple[str, float]]
+
+HEADERS = {
+    "Cache-Control": "no-cache, no-store, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
+class TryLater(Exception):
+    """Raised by `authorize` when a dependency is down: the browser should simply retry."""
+
+
+class OrderEventsBlueprint(ServerSentEventsBlueprint):
+    """flask-sse's blueprint, serving one stream per order through a shared hub."""
+
+    def __init__(self, name: str, import_name: str, authorize: Authorize, **kwargs: Any) -> None:
+        super().__init__(name, import_name, **kwargs)
+        self.authorize = authorize
+        self.add_url_rule("/<order_id>/events", endpoint="stream", view_func=self.stream)
+
+    @property
+    def redis(self) -> redis.Redis:
+        return get_redis()
+
+    def publish(self, order_id: str, update: dict[str, Any]) -> str:
+        return publish(order_id, update)
+
+    def stream(self, order_id: str) -> Response:
+        try:
+            order_id, expires_at = self.authorize(order_id)
+        except (TryLater, redis.exceptions.RedisError) as exc:
+            return self._retry_later(exc)
+        config = current_app.config
+        last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+        sock = request.environ.get("gunicorn.socket")
+        try:
+            subscriber = get_hub().subscribe(order_id, config["SSE_QUEUE_LIMIT"], sock)
+        except HubUnavailable as exc:
+            return self._retry_later(exc)
+        try:
+            start = catch_up(order_id, last_event_id)
+        except AlreadyFinished:
+            get_hub().unsubscribe(subscriber)
+            return Response(status=204)
+        except UnknownOrder:
+            get_hub().unsubscribe(subscriber)
+            raise  # the app answers 404
+        except redis.exceptions.RedisError as exc:
+            get_hub().unsubscribe(subscriber)
+            return self._retry_later(exc)
+        heartbeat = float(config["SSE_HEARTBEAT_SECONDS"])
+        stop_watching = watch(sock, subscriber.poke)
+        check_every = None if stop_watching or sock is None else heartbeat / 2
+        limits = StreamLimits(heartbeat, expires_at, check_every)
+        body = _stream_body(subscriber, start, limits, config["SSE_RETRY_MS"])
+        response = Response(body, content_type="text/event-stream", headers=HEADERS)
+        response.call_on_close(lambda: _release(subscriber, stop_watching))
+        return response
+
+    def _retry_later(self, reason: BaseException) -> Response:
+        """200 with a jittered `retry:` and nothing else: EventSource reconnects after a
+        network error or the end of a 200 response, but gives up for good after a 5xx."""
+        log.warning("stream refused for now: %r", reason)
+        delay = int(current_app.config["SSE_RETRY_MS"] * random.uniform(1.0, 2.0))
+        body = retry_frame(delay) + end_frame("unavailable")
+        return Response(body, content_type="text/event-stream", headers=HEADERS)
+
+
+def _stream_body(
+    subscriber: Subscriber, start: CatchUp, limits: StreamLimits, retry_ms: int
+) -> Iterator[bytes]:
+    yield retry_frame(retry_ms)
+    yield from follow(subscriber, start, limits)
+
+
+def _release(subscriber: Subscriber, stop_watching: Callable[[], None] | None) -> None:
+    if stop_watching is not None:
+        stop_watching()
+    get_hub().unsubscribe(subscriber)

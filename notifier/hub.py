@@ -1,0 +1,337 @@
+"""One Redis pub/sub connection per web process, fanned out to every local stream.
+
+A reader (a greenlet under gevent, a thread otherwise) owns the connection: it waits for the
+socket to become readable, drains messages with `get_message(timeout=0)`, turns each flask-sse
+envelope into an SSE frame once, and hands the same frame to every local subscriber of that
+order. An order's channel is SUBSCRIBEd when its
+first local stream opens and UNSUBSCRIBEd when its last one closes; `subscribe()` returns only
+once Redis has confirmed the subscription, so a stream that reads the order's history after
+subscribing cannot miss an event published in between.
+
+Delivery never blocks the reader: each subscriber has a bounded queue, and a subscriber that
+falls behind is ended (and its socket shut, so a write stuck on a client that stopped reading
+is released); its browser reconnects and resumes by event id.
+
+If the connection fails, every local stream is ended at once (browsers reconnect and replay
+what they missed from the history) and the reader reconnects with backoff. Nothing is retried
+silently underneath us: a quiet reconnect would hide a gap in live delivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import select
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask_sse import Message
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from . import keys
+from .connection import redis_url
+from .events import is_terminal
+from .sse import EventId, encode_json, event_frame, parse_event_id
+
+log = logging.getLogger(__name__)
+
+_PING_EVERY = 30.0
+_CONFIRM_TIMEOUT = 5.0
+
+
+class HubUnavailable(RuntimeError):
+    """Raised when a stream cannot subscribe: Redis is unreachable or the process is stopping."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A live event, encoded once and shared by every subscriber of the order."""
+
+    event_id: EventId
+    data: bytes
+    terminal: bool
+
+
+class Subscriber:
+    """One open stream's mailbox: written by the reader, drained by the stream."""
+
+    __slots__ = (
+        "_frames",
+        "_wakeup",
+        "channel",
+        "ended",
+        "limit",
+        "order_id",
+        "peer_activity",
+        "sock",
+    )
+
+    def __init__(self, order_id: str, channel: str, limit: int, sock: Any = None) -> None:
+        self.order_id = order_id
+        self.channel = channel
+        self.limit = limit
+        self.sock = sock
+        self.ended: str | None = None
+        self.peer_activity = False
+        self._frames: deque[Frame] = deque()
+        self._wakeup = threading.Event()
+
+    def deliver(self, frame: Frame) -> None:
+        if self.ended:
+            return
+        if len(self._frames) >= self.limit:
+            self.end("slow-client", release_socket=True)
+            return
+        self._frames.append(frame)
+        self._wakeup.set()
+
+    def end(self, reason: str, release_socket: bool = False) -> None:
+        if self.ended is None:
+            self.ended = reason
+        if release_socket and self.sock is not None:
+            _shutdown(self.sock)
+        self._wakeup.set()
+
+    def poke(self) -> None:
+        """The client's socket became readable: the stream should check whether it left."""
+        self.peer_activity = True
+        self._wakeup.set()
+
+    def take(self, timeout: float) -> list[Frame]:
+        """Wait up to `timeout` for frames (or an end, or a poke) and return what arrived."""
+        self._wakeup.wait(timeout)
+        self._wakeup.clear()  # clear before draining: a frame appended now sets it again
+        frames = list(self._frames)
+        self._frames.clear()
+        return frames
+
+
+def _shutdown(sock: Any) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class _Pending:
+    """SUBSCRIBE commands sent for a channel and not yet confirmed."""
+
+    outstanding: int = 0
+    confirmed: threading.Event = field(default_factory=threading.Event)
+
+
+class _Link:
+    """One pub/sub connection and the commands waiting for its reader to send them.
+
+    Only the reader touches the connection's socket: redis-py keeps per-socket timeouts that
+    two greenlets (or threads) using it at once would trample. Streams queue their SUBSCRIBE
+    and UNSUBSCRIBE here and wake the reader through a socket pair.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        # Keep the client: when it is garbage-collected it disconnects its pool, our
+        # pub/sub connection included.
+        self.client = client
+        self.pubsub = client.pubsub()
+        self.pubsub.subscribe(f"{keys.namespace()}:sse:__hub__")  # connects now
+        self.commands: deque[tuple[str, str]] = deque()
+        self.wake_reader, self.wake_writer = socket.socketpair()
+        self.wake_reader.setblocking(False)
+
+    def request(self, command: str, channel: str) -> None:
+        self.commands.append((command, channel))
+        with contextlib.suppress(OSError):  # a full pipe already means "wake up"
+            self.wake_writer.send(b"!")
+
+    def close(self) -> None:
+        for closable in (self.pubsub, self.client, self.wake_reader, self.wake_writer):
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                closable.close()
+
+
+class Hub:
+    """The process's shared subscription to per-order channels."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._channels: dict[str, tuple[Subscriber, ...]] = {}
+        self._pending: dict[str, _Pending] = {}
+        self._link: _Link | None = None
+        self._stopping = False
+
+    # --- what streams call -----------------------------------------------------------------
+
+    def subscribe(self, order_id: str, limit: int, sock: Any = None) -> Subscriber:
+        """A confirmed subscription to `order_id`'s events."""
+        channel = keys.channel(order_id)
+        subscriber = Subscriber(order_id, channel, limit, sock)
+        with self._lock:
+            link = self._ensure_link()
+            current = self._channels.get(channel, ())
+            self._channels[channel] = (*current, subscriber)
+            if not current:
+                self._pending.setdefault(channel, _Pending()).outstanding += 1
+                link.request("subscribe", channel)
+            pending = self._pending.get(channel)
+        if pending is not None and not pending.confirmed.wait(_CONFIRM_TIMEOUT):
+            self.unsubscribe(subscriber)
+            raise HubUnavailable("Redis did not confirm the subscription")
+        if subscriber.ended:  # the connection failed while we waited
+            self.unsubscribe(subscriber)
+            raise HubUnavailable("Redis connection lost while subscribing")
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Forget `subscriber`; safe to call more than once."""
+        with self._lock:
+            current = self._channels.get(subscriber.channel, ())
+            if subscriber not in current:
+                return
+            remaining = tuple(s for s in current if s is not subscriber)
+            if remaining:
+                self._channels[subscriber.channel] = remaining
+                return
+            del self._channels[subscriber.channel]
+            if self._link is not None:
+                self._link.request("unsubscribe", subscriber.channel)
+
+    def shutdown(self, reason: str = "shutdown") -> None:
+        """End every local stream and refuse new ones (SIGTERM)."""
+        with self._lock:
+            self._stopping = True
+            subscribers = [s for subs in self._channels.values() for s in subs]
+        for subscriber in subscribers:
+            subscriber.end(reason)
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "channels": len(self._channels),
+                "subscribers": sum(len(s) for s in self._channels.values()),
+            }
+
+    # --- connection ------------------------------------------------------------------------
+
+    def _ensure_link(self) -> _Link:
+        if self._stopping:
+            raise HubUnavailable("the process is shutting down")
+        if self._link is None:
+            try:
+                self._link = _Link(self._connect())
+            except (redis.exceptions.RedisError, OSError) as exc:
+                raise HubUnavailable(f"cannot reach Redis: {exc.__class__.__name__}") from None
+            reader = threading.Thread(target=self._run, args=(self._link,), daemon=True)
+            reader.start()
+        return self._link
+
+    def _connect(self) -> redis.Redis:
+        # No retries underneath us: a failure must surface so we can end the streams.
+        return redis.Redis.from_url(
+            self.url, decode_responses=True, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5
+        )
+
+    # --- the reader ------------------------------------------------------------------------
+
+    def _run(self, link: _Link) -> None:
+        try:
+            redis_socket = link.pubsub.connection._sock  # redis-py keeps no public handle
+            while not self._stopping:
+                self._drain(link.pubsub)
+                ready, _, _ = select.select([redis_socket, link.wake_reader], [], [], _PING_EVERY)
+                if link.wake_reader in ready:
+                    self._send_requests(link)
+                elif not ready:
+                    link.pubsub.ping()  # an idle connection still proves it is alive
+        except (redis.exceptions.RedisError, OSError, AttributeError) as exc:
+            log.warning("pub/sub connection lost (%s); ending local streams", exc)
+        self._drop(link)
+
+    def _drain(self, pubsub: Any) -> None:
+        # redis-py may have read several messages into its buffer: take them all before the
+        # next select(), which only sees bytes still in the socket.
+        while (message := pubsub.get_message(timeout=0)) is not None:
+            self._handle(message)
+
+    def _send_requests(self, link: _Link) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while link.wake_reader.recv(4096):
+                pass
+        while link.commands:
+            command, channel = link.commands.popleft()
+            getattr(link.pubsub, command)(channel)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "message":
+            subscribers = self._channels.get(message["channel"])
+            if subscribers:
+                frame = decode_envelope(message["data"])
+                if frame is not None:
+                    for subscriber in subscribers:
+                        subscriber.deliver(frame)
+        elif kind == "subscribe":
+            self._confirm(message["channel"])
+
+    def _confirm(self, channel: str) -> None:
+        with self._lock:
+            pending = self._pending.get(channel)
+            if pending is None:
+                return
+            pending.outstanding -= 1
+            if pending.outstanding <= 0:
+                del self._pending[channel]
+                pending.confirmed.set()
+
+    def _drop(self, link: _Link) -> None:
+        with self._lock:
+            if self._link is not link:
+                return
+            self._link = None
+            subscribers = [s for subs in self._channels.values() for s in subs]
+            pending = list(self._pending.values())
+            self._channels.clear()
+            self._pending.clear()
+        for subscriber in subscribers:
+            subscriber.end("redis-unavailable")
+        for waiting in pending:
+            waiting.confirmed.set()
+        link.close()
+
+
+def decode_envelope(raw: str) -> Frame | None:
+    """A flask-sse envelope (`{"data", "id", "type"}`) as a frame; None if it is malformed.
+
+    flask-sse's own stream dies on the first malformed message for every subscriber of the
+    channel; here a bad message is logged and skipped.
+    """
+    try:
+        message = Message(**json.loads(raw))
+    except (TypeError, ValueError):
+        log.error("dropping a malformed envelope: %.200r", raw)
+        return None
+    event_id = parse_event_id(str(message.id)) if message.id else None
+    if event_id is None or not isinstance(message.data, dict):
+        log.error("dropping an envelope without an event id or object data: %.200r", raw)
+        return None
+    data = encode_json(message.data)
+    frame = event_frame(message.type or "message", str(message.id), data)
+    return Frame(event_id, frame, is_terminal(message.data.get("stage")))
+
+
+_hub: Hub | None = None
+_hub_lock = threading.Lock()
+
+
+def get_hub() -> Hub:
+    """The process's hub, created on first use (after gunicorn forked this worker)."""
+    global _hub
+    with _hub_lock:
+        if _hub is None or _hub.url != redis_url():
+            _hub = Hub(redis_url())
+        return _hub

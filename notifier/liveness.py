@@ -1,0 +1,59 @@
+"""Noticing that a client went away, without waiting for a write to fail.
+
+A WSGI app only learns of a closed client when a write fails, so a quiet stream would hold
+its greenlet, socket and subscription until the next heartbeat or two. Under gevent we ask the
+event loop to tell us when the client's socket becomes readable (an SSE client never sends
+anything after its request, so readable means it closed or reset) and check it then. Without
+gevent, streams check the socket each time they wake up.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import Callable
+from typing import Any
+
+
+def _noop() -> None:
+    return None
+
+
+def watch(sock: Any, on_readable: Callable[[], None]) -> Callable[[], None] | None:
+    """Call `on_readable` once when `sock` becomes readable; returns a function that stops
+    watching, or None when this process has no gevent loop to watch with."""
+    if sock is None:
+        return None
+    try:
+        from gevent import get_hub
+        from gevent.monkey import is_module_patched
+    except ImportError:
+        return None
+    if not is_module_patched("socket"):
+        return None
+    watcher = get_hub().loop.io(sock.fileno(), 1)
+
+    def fired() -> None:
+        watcher.stop()  # the socket stays readable after EOF: fire once, not forever
+        on_readable()
+
+    watcher.start(fired)
+
+    def stop() -> None:
+        watcher.stop()
+        watcher.close()
+
+    return stop
+
+
+def peer_closed(sock: Any) -> bool:
+    """True when the client closed or reset its connection (never blocks)."""
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True

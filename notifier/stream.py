@@ -1,0 +1,118 @@
+"""One order's event stream: catch up, then follow live, with heartbeats and clean endings.
+
+    open ─► subscribe (confirmed) ─► catch up: snapshot, or replay after Last-Event-ID
+         ─► live: frames newer than the last one sent, `: heartbeat` after each quiet interval
+         ─► end: after a terminal event, at credential expiry, on shutdown or a Redis failure,
+                 when the client leaves (noticed at once under gevent), or when it reads too
+                 slowly (its queue overflowed; it reconnects and replays).
+
+Subscribing before reading the history and dropping live frames at or below the last id sent
+means nothing is lost or repeated at the seam between replay and live delivery.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .events import SNAPSHOT_EVENT, UPDATE_EVENT, is_terminal
+from .hub import Subscriber
+from .liveness import peer_closed
+from .sse import HEARTBEAT, EventId, encode_json, event_frame, parse_event_id
+from .state import read_replay, read_snapshot
+
+END_EVENT = "stream.end"
+
+
+class UnknownOrder(LookupError):
+    """Raised when the order was never submitted: there is nothing to stream."""
+
+
+class AlreadyFinished(Exception):
+    """Raised when the client already saw the terminal event (answer 204: stop reconnecting)."""
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What a new stream sends before live events."""
+
+    frames: list[bytes]
+    last_id: EventId | None
+    finished: bool
+
+
+def catch_up(order_id: str, last_event_id: str | None) -> CatchUp:
+    """The snapshot, or the events after `last_event_id` when the history still holds it."""
+    resume_from = parse_event_id(last_event_id)
+    if resume_from is not None and last_event_id is not None:
+        replay = read_replay(order_id, last_event_id.strip())
+        if replay is not None:
+            if not replay.entries and is_terminal((replay.current or {}).get("stage")):
+                raise AlreadyFinished(order_id)
+            frames = [
+                event_frame(UPDATE_EVENT, entry_id, encode_json(payload))
+                for entry_id, payload in replay.entries
+            ]
+            last = parse_event_id(replay.entries[-1][0]) if replay.entries else resume_from
+            finished = any(is_terminal(p.get("stage")) for _, p in replay.entries)
+            return CatchUp(frames, last, finished)
+    snapshot = read_snapshot(order_id)
+    if snapshot is None:
+        raise UnknownOrder(order_id)
+    frame = event_frame(SNAPSHOT_EVENT, snapshot.event_id, encode_json(snapshot.body))
+    finished = is_terminal(snapshot.body.get("stage"))
+    return CatchUp([frame], parse_event_id(snapshot.event_id), finished)
+
+
+def end_frame(reason: str) -> bytes:
+    return event_frame(END_EVENT, None, encode_json({"reason": reason}))
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    heartbeat: float
+    expires_at: float
+    #: Without a socket watcher, how often to look at the client's socket.
+    check_every: float | None
+
+
+def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iterator[bytes]:
+    """The body of a stream after its `retry:` line."""
+    yield from start.frames
+    if start.finished:
+        return
+    last = start.last_id
+    quiet_since = time.monotonic()
+    while True:
+        remaining = limits.expires_at - time.time()
+        if remaining <= 0:
+            yield end_frame("credential-expired")
+            return
+        wait = min(limits.heartbeat - (time.monotonic() - quiet_since), remaining)
+        if limits.check_every is not None:
+            wait = min(wait, limits.check_every)
+        frames = subscriber.take(max(0.0, wait))
+        for frame in frames:
+            if last is not None and frame.event_id <= last:
+                continue  # already sent in the catch-up
+            yield frame.data
+            last, quiet_since = frame.event_id, time.monotonic()
+            if frame.terminal:
+                return
+        if _client_left(subscriber, limits):
+            return
+        if subscriber.ended:
+            if subscriber.ended != "slow-client":
+                yield end_frame(subscriber.ended)
+            return
+        if time.monotonic() - quiet_since >= limits.heartbeat:
+            yield HEARTBEAT
+            quiet_since = time.monotonic()
+
+
+def _client_left(subscriber: Subscriber, limits: StreamLimits) -> bool:
+    if subscriber.peer_activity or limits.check_every is not None:
+        subscriber.peer_activity = False
+        return peer_closed(subscriber.sock)
+    return False
