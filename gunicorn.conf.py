@@ -22,3 +22,31 @@ timeout = 30
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT") or 10)
 keepalive = 5
 preload_app = False
+
+#: Access log ("-" is stdout; empty disables it). %(U)s is the path without its query string:
+#: stream tickets travel in the query string and must never reach a log.
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """End open event streams as soon as the worker is asked to stop.
+
+    gunicorn's gevent worker waits up to `graceful_timeout` for requests to finish, and an
+    event stream never finishes by itself. Ending the streams at once lets browsers reconnect
+    (to another worker or host) and resume by event id, and lets the worker exit quickly.
+    """
+    import signal
+
+    import gevent
+
+    from notifier.hub import get_hub
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
+        gevent.spawn(get_hub().shutdown)
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -25,8 +25,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["salesforce"] = SalesforceGateway()
     register_error_handlers(app)
 
-    from . import health, orders
+    from . import health, orders, stream
 
     app.register_blueprint(health.bp)
     app.register_blueprint(orders.bp)
+    app.register_blueprint(stream.bp)
     return app

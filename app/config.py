@@ -30,6 +30,12 @@ DEFAULTS: dict[str, Any] = {
     #: Secret signing stream tickets; derived from JWT_SECRET when unset.
     "STREAM_TICKET_SECRET": None,
     "STREAM_TICKET_TTL_SECONDS": 300,
+    #: Seconds of silence on a stream before a `: heartbeat` comment.
+    "SSE_HEARTBEAT_SECONDS": 15,
+    #: The `retry:` a stream sends: how long browsers wait before reconnecting.
+    "SSE_RETRY_MS": 3000,
+    #: Events queued for one stream before it counts as too slow and is disconnected.
+    "SSE_QUEUE_LIMIT": 256,
     #: Bytes; larger request bodies get 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     #: How long an order's AccountId (for ownership checks) stays cached in Redis.
@@ -37,12 +43,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _INT_KEYS = {
+    "SSE_RETRY_MS",
+    "SSE_QUEUE_LIMIT",
     "JWT_LEEWAY_SECONDS",
     "STREAM_TICKET_TTL_SECONDS",
     "MAX_CONTENT_LENGTH",
     "OWNERSHIP_CACHE_SECONDS",
 }
-_FLOAT_KEYS: set[str] = set()
+_FLOAT_KEYS = {"SSE_HEARTBEAT_SECONDS"}
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
