@@ -128,3 +128,13 @@ def tokens(app) -> object:
     from tests.helpers import Tokens
 
     return Tokens(app.config)
+
+
+@pytest.fixture
+def order(sandbox_client, redis_client) -> dict[str, str]:
+    """A sandbox order (with its account) that has been submitted: its stage is `queued`."""
+    from notifier import publish
+
+    created = sandbox_client.create_order()
+    publish(created["orderId"], {"stage": "queued", "message": "waiting"})
+    return created

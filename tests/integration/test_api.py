@@ -7,16 +7,9 @@ import time
 import jwt
 import pytest
 
-from notifier import normalize_order_id, publish
+from notifier import normalize_order_id
 
 SECRET_ALT = "another-secret-that-is-long-enough-for-hs256!"
-
-
-@pytest.fixture
-def order(sandbox_client, redis_client):
-    created = sandbox_client.create_order()
-    publish(created["orderId"], {"stage": "queued", "message": "waiting"})
-    return created
 
 
 def bearer(token: str) -> dict[str, str]:
