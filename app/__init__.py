@@ -25,9 +25,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["salesforce"] = SalesforceGateway()
     register_error_handlers(app)
 
-    from . import health, orders, stream
+    from . import dev, health, orders, pages, stream
 
     app.register_blueprint(health.bp)
     app.register_blueprint(orders.bp)
     app.register_blueprint(stream.bp)
+    app.register_blueprint(pages.bp)
+    if settings["DEV_TOOLS"]:
+        app.register_blueprint(dev.bp)
     return app

@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "SSE_RETRY_MS": 3000,
     #: Events queued for one stream before it counts as too slow and is disconnected.
     "SSE_QUEUE_LIMIT": 256,
+    #: The demo home, sign-in and demo orders; on by default only against the sandbox.
+    "DEV_TOOLS": None,
     #: Bytes; larger request bodies get 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     #: How long an order's AccountId (for ownership checks) stays cached in Redis.
@@ -62,12 +64,16 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if value:
             settings[key] = _coerce(key, value)
     settings.update(overrides or {})
+    if settings["DEV_TOOLS"] is None:
+        settings["DEV_TOOLS"] = uses_sandbox()
     if not settings["JWT_SECRET"] and not settings["JWT_PUBLIC_KEY"] and uses_sandbox():
         settings["JWT_SECRET"] = development_secret("jwt-secret")
     return settings
 
 
 def _coerce(key: str, value: str) -> Any:
+    if key == "DEV_TOOLS":
+        return value.lower() in ("1", "true", "yes", "on")
     if key in _INT_KEYS:
         return int(value)
     if key in _FLOAT_KEYS:

@@ -40,6 +40,7 @@ def banner(env: dict[str, str]) -> str:
     return "\n".join(
         [
             "",
+            f"  Demo page   http://127.0.0.1:{env['PORT']}/  (sign in, place a demo order)",
             f"  API         http://127.0.0.1:{env['PORT']}/api/orders/<order id>",
             f"  Flower      http://127.0.0.1:{env['FLOWER_PORT']}/",
             f"              user {user}, password {password}",

@@ -1,0 +1,243 @@
+// The order page: follows /api/orders/<id>/events and draws the timeline from the events.
+//
+// No polling: the snapshot sent on connect gives the state, each order.update moves it on.
+// The browser's EventSource reconnects by itself (sending Last-Event-ID, so nothing is lost
+// or repeated); we step in only when it gives up (an HTTP error) or when the credential
+// expired, and then reconnect with a fresh ticket and ?lastEventId=.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("order");
+  if (!root) return;
+  const orderId = root.dataset.orderId;
+  const useCookie = root.dataset.auth === "cookie";
+  const api = "/api/orders/" + encodeURIComponent(orderId);
+  const els = {
+    current: document.getElementById("current"),
+    connection: document.getElementById("connection"),
+    signedOut: document.getElementById("signed-out"),
+    steps: Object.fromEntries(
+      Array.from(root.querySelectorAll("[data-step]")).map((li) => [li.dataset.step, li])
+    ),
+  };
+
+  for (const li of Object.values(els.steps)) {
+    li.dataset.defaultDetail = li.querySelector(".detail").textContent;
+  }
+
+  // What the page knows; exposed for diagnostics (and the browser tests).
+  const page = { events: [], ids: [], lastEventId: null, finished: false, connections: 0 };
+  window.orderPage = page;
+
+  let source = null;
+  let backoff = 1000;
+
+  // --- connecting -----------------------------------------------------------------------
+
+  function bearerHeaders() {
+    // A portal that keeps the customer's token in sessionStorage lends it for the ticket.
+    const token = window.sessionStorage.getItem("access_token");
+    return token ? { Authorization: "Bearer " + token } : {};
+  }
+
+  async function streamUrl() {
+    const params = new URLSearchParams();
+    if (!useCookie) {
+      const response = await fetch(api + "/stream-ticket", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: bearerHeaders(),
+      });
+      if (response.status === 401 || response.status === 403) throw new SignedOut();
+      if (!response.ok) throw new Error("ticket: HTTP " + response.status);
+      params.set("ticket", (await response.json()).ticket);
+    }
+    if (page.lastEventId) params.set("lastEventId", page.lastEventId);
+    const query = params.toString();
+    return api + "/events" + (query ? "?" + query : "");
+  }
+
+  function SignedOut() {}
+
+  async function connect() {
+    if (page.finished) return;
+    let url;
+    try {
+      url = await streamUrl();
+    } catch (error) {
+      if (error instanceof SignedOut) return showSignedOut();
+      return retryLater();
+    }
+    page.connections += 1;
+    source = new EventSource(url, { withCredentials: true });
+    source.onopen = () => {
+      backoff = 1000;
+      showConnection(null);
+    };
+    source.addEventListener("order.snapshot", onSnapshot);
+    source.addEventListener("order.update", onUpdate);
+    source.addEventListener("stream.end", onStreamEnd);
+    source.onerror = onError;
+  }
+
+  function onError() {
+    if (page.finished) return;
+    showConnection("Reconnecting…");
+    // CONNECTING: the browser retries by itself. CLOSED: it gave up (an HTTP error answer).
+    if (source && source.readyState === EventSource.CLOSED) {
+      source = null;
+      useCookie ? probeSession() : retryLater();
+    }
+  }
+
+  async function probeSession() {
+    // With a cookie, a refusal usually means the session ended; ask once to tell.
+    const response = await fetch(api + "/stream-ticket", { method: "POST", credentials: "same-origin" });
+    if (response.status === 401 || response.status === 403) return showSignedOut();
+    retryLater();
+  }
+
+  function retryLater() {
+    showConnection("Reconnecting…");
+    window.setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 30000);
+  }
+
+  function onStreamEnd(message) {
+    const reason = JSON.parse(message.data).reason;
+    if (reason !== "credential-expired") return; // a restart: the browser reconnects and resumes
+    source.close();
+    source = null;
+    if (useCookie) return showSignedOut();
+    connect(); // a fresh ticket, resuming after the last event seen
+  }
+
+  // --- events ---------------------------------------------------------------------------
+
+  function onSnapshot(message) {
+    const snapshot = JSON.parse(message.data);
+    page.events = snapshot.history || [];
+    page.ids = page.events.map(() => null);
+    page.lastEventId = message.lastEventId || page.lastEventId;
+    render();
+  }
+
+  function onUpdate(message) {
+    page.events.push(JSON.parse(message.data));
+    page.ids.push(message.lastEventId);
+    page.lastEventId = message.lastEventId;
+    render();
+  }
+
+  function finish() {
+    page.finished = true;
+    if (source) source.close();
+    source = null;
+    showConnection(null);
+  }
+
+  // --- drawing --------------------------------------------------------------------------
+
+  const STEP_OF = { queued: "queued", activating: "activating", provisioning: "provisioning", completed: "result" };
+
+  function render() {
+    const current = page.events[page.events.length - 1];
+    if (!current) return;
+    const run = current.run || 1;
+    const mine = page.events.filter((e) => (e.run || 1) === run);
+    const seen = (stage) => mine.find((e) => e.stage === stage);
+
+    setStep("queued", seen("queued") ? "done" : "pending", seen("queued"));
+    setStep("activating", seen("activating") ? "done" : seen("queued") ? "current" : "pending", seen("activating"));
+    const provisioning = seen("provisioning");
+    setStep("provisioning", provisioning ? "current" : "pending", provisioning);
+    setStep("result", "pending", null);
+    els.steps.result.querySelector("h2").textContent = "Completed";
+
+    if (current.stage === "retrying") showRetry(current);
+    if (current.stage === "completed") showCompleted(current);
+    if (current.stage === "failed") showFailed(current, mine);
+    els.current.textContent = describe(current);
+    if (current.stage === "completed" || current.stage === "failed") finish();
+  }
+
+  function setStep(step, state, event) {
+    const li = els.steps[step];
+    li.className = "step " + state;
+    if (state.startsWith("current")) li.setAttribute("aria-current", "step");
+    else li.removeAttribute("aria-current");
+    const when = li.querySelector(".when");
+    when.textContent = event ? clock(event.timestamp) : "";
+    if (event) when.setAttribute("datetime", event.timestamp);
+    else when.removeAttribute("datetime");
+    const detail = event && event.message ? event.message : li.dataset.defaultDetail;
+    li.querySelector(".detail").textContent = detail;
+  }
+
+  function showRetry(event) {
+    const step = STEP_OF[event.step] || "activating";
+    const li = els.steps[step];
+    setStep(step, "current retrying", null);
+    li.querySelector(".detail").textContent = retryText(event);
+    li.querySelector(".when").textContent = clock(event.timestamp);
+  }
+
+  function showCompleted(event) {
+    const run = event.run || 1;
+    setStep("provisioning", "done", page.events.find((e) => e.stage === "provisioning" && (e.run || 1) === run));
+    els.steps.provisioning.querySelector(".detail").textContent = "Created and accepted in WHMCS";
+    setStep("result", "done", event);
+    const whmcs = event.whmcs;
+    if (whmcs) {
+      els.steps.result.querySelector(".detail").textContent =
+        "Service active. WHMCS order " + whmcs.orderId + " (services " + whmcs.serviceIds.join(", ") + ")";
+    }
+  }
+
+  function showFailed(event, mine) {
+    const stopped = mine.some((e) => e.stage === "provisioning") ? "provisioning" : "activating";
+    els.steps[stopped].className = "step stopped";
+    setStep("result", "failed", event);
+    els.steps.result.querySelector("h2").textContent = "Failed";
+    const error = event.error || {};
+    els.steps.result.querySelector(".detail").textContent =
+      "Reason: " + (error.message || "unknown") + (error.code ? " (" + error.code + ")" : "");
+  }
+
+  function retryText(event) {
+    const attempts = event.maxAttempts ? " of " + event.maxAttempts : "";
+    return event.message + ", attempt " + event.attempt + attempts;
+  }
+
+  function describe(event) {
+    const run = (event.run || 1) > 1 ? " (attempt " + event.run + ")" : "";
+    switch (event.stage) {
+      case "queued": return "Received: waiting for a worker" + run;
+      case "activating": return "Activating: marked in Salesforce" + run;
+      case "provisioning": return "Provisioning in WHMCS" + run;
+      case "retrying": return "Retrying: " + retryText(event);
+      case "completed": return "Completed: your service is active";
+      case "failed": return "Failed: " + ((event.error && event.error.message) || "unknown reason");
+      default: return event.stage;
+    }
+  }
+
+  function clock(timestamp) {
+    const date = new Date(timestamp);
+    return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+
+  function showConnection(text) {
+    els.connection.hidden = !text;
+    els.connection.textContent = text || "";
+  }
+
+  function showSignedOut() {
+    page.finished = true;
+    showConnection(null);
+    els.signedOut.hidden = false;
+    els.current.textContent = "Not signed in";
+  }
+
+  connect();
+})();
