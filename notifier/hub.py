@@ -233,7 +233,11 @@ class Hub:
     def _connect(self) -> redis.Redis:
         # No retries underneath us: a failure must surface so we can end the streams.
         return redis.Redis.from_url(
-            self.url, decode_responses=True, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5
+            self.url,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=5,
+            client_name=hub_client_name(),  # so operators can spot it in CLIENT LIST
         )
 
     # --- the reader ------------------------------------------------------------------------
@@ -322,6 +326,10 @@ def decode_envelope(raw: str) -> Frame | None:
     data = encode_json(message.data)
     frame = event_frame(message.type or "message", str(message.id), data)
     return Frame(event_id, frame, is_terminal(message.data.get("stage")))
+
+
+def hub_client_name() -> str:
+    return f"{keys.namespace()}:sse-hub"
 
 
 _hub: Hub | None = None

@@ -72,4 +72,7 @@ def celery_settings() -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
+        # Keep running steps when the broker connection drops: they are idempotent, and on
+        # Redis their acknowledgement still lands after the reconnect.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
