@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean help
+.PHONY: install run test lint format bench clean help browser-deps
 
 help:  ## List the targets.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -34,8 +34,20 @@ format: install  ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint  ## Lint, then the whole suite (unit, integration, browser).
+test: lint browser-deps  ## Lint, then the whole suite (unit, integration, browser).
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's chromium (never a downloaded browser). Install it when we
+# can (root, or passwordless sudo, with apt-get); otherwise those tests skip and say why.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	  if command -v apt-get >/dev/null 2>&1 && $$sudo true 2>/dev/null; then \
+	    echo "Installing Debian's chromium for the browser tests..."; \
+	    $$sudo apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "chromium could not be installed: the browser tests will be skipped"; \
+	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi; }
 
 bench: install  ## Benchmarks; one JSON line per scenario, results in bench/results/.
 	$(BIN)/python -m bench

@@ -212,6 +212,12 @@ class WebProcess:
             if c.laddr and c.laddr.port == self.port and c.status != "LISTEN"
         )
 
+    def kill(self) -> None:
+        """SIGKILL the master and its worker: no goodbye to anyone."""
+        for process in (self.worker(), self.process):
+            process.kill()
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -222,8 +228,10 @@ class WebProcess:
                 self.process.wait()
 
 
-def start_web(app: str = "app:create_app()", quiet: bool = False, **settings: str) -> WebProcess:
-    port = free_port()
+def start_web(
+    app: str = "app:create_app()", quiet: bool = False, port: int = 0, **settings: str
+) -> WebProcess:
+    port = port or free_port()
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "WEB_ACCESS_LOG": ""}
     env.update(settings)
     command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
@@ -244,7 +252,7 @@ def start_web(app: str = "app:create_app()", quiet: bool = False, **settings: st
 
 
 @contextmanager
-def web_process(**settings: str) -> Iterator[WebProcess]:
+def web_process(**settings: Any) -> Iterator[WebProcess]:
     web = start_web(**settings)
     try:
         yield web

@@ -180,3 +180,25 @@ def test_tokens_never_appear_in_error_messages(client, tokens, order, caplog):
     response = client.post(f"/api/orders/{order['orderId']}/fulfill", headers=bearer(token))
     assert token not in response.get_data(as_text=True)
     assert token not in caplog.text
+
+
+def test_the_order_page_is_html_and_checks_its_id(client, order):
+    page = client.get(f"/orders/{order['orderId']}")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert f'data-order-id="{order["orderId"]}"' in page.get_data(as_text=True)
+    assert_error(client.get("/orders/not-an-order"), 400, "INVALID_ORDER_ID")
+
+
+def test_dev_tools_exist_only_against_the_sandbox(sandbox):
+    from app import create_app
+
+    production_like = create_app({"DEV_TOOLS": False}).test_client()
+    assert_error(production_like.get("/"), 404)
+    assert_error(production_like.post("/dev/sign-in"), 404)
+    development = create_app().test_client()
+    assert development.get("/").status_code == 200
+    signed_in = development.post("/dev/sign-in")
+    assert signed_in.status_code == 303
+    cookie = signed_in.headers["Set-Cookie"]
+    assert "access_token=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie

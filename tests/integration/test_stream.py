@@ -301,7 +301,12 @@ def test_a_lost_pubsub_connection_ends_streams_so_clients_resume(
     stream = open_stream(web, order_id, service_headers)
     snapshot = stream.until(lambda e: e.type == "order.snapshot")[-1]
 
-    redis_client.client_kill_filter(_type="pubsub")
+    from notifier.hub import hub_client_name
+
+    hubs = [c for c in redis_client.client_list() if c.get("name") == hub_client_name()]
+    assert hubs  # the web process's one pub/sub connection
+    for hub in hubs:
+        redis_client.client_kill_filter(_id=hub["id"])
     events = list(stream.events())
 
     assert events[-1].type == "stream.end" and events[-1].json["reason"] == "redis-unavailable"

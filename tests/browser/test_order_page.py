@@ -1,0 +1,167 @@
+"""The order page in a real browser: it follows the order live, without polling."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from notifier import read_snapshot
+from tests.sse import start_web
+
+pytestmark = pytest.mark.browser
+SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "order-page.png"
+
+
+def sign_in(page, site) -> None:
+    page.goto(site.url + "/")
+    page.click("#sign-in")
+    page.wait_for_selector("#place-order")
+
+
+def place_order(page, scenario: str = "normal", products: tuple[str, ...] = ()) -> str:
+    for code in products:
+        page.check(f"input[name=product][value={code}]")
+    page.check(f"input[name=scenario][value={scenario}]")
+    page.click("#place-order")
+    page.wait_for_url(re.compile(r"/orders/801\w+$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def wait_for_result(page, state: str = "done", timeout: float = 60_000) -> None:
+    page.wait_for_selector(f"#timeline [data-step=result].{state}", timeout=timeout)
+
+
+def page_stages(page) -> list[str]:
+    return page.evaluate("window.orderPage.events.map(e => e.stage)")
+
+
+def history_stages(order_id: str) -> list[str]:
+    return [e["stage"] for e in read_snapshot(order_id).body["history"]]
+
+
+def test_the_page_follows_an_order_to_completed_live(context, site):
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
+    sign_in(page, site)
+
+    order_id = place_order(page, scenario="slow")
+
+    # It starts before the end (live, not a finished snapshot) and advances to Completed.
+    page.wait_for_selector("#timeline [data-step=activating].done")
+    assert page.locator("#timeline [data-step=result]").get_attribute("class") == "step pending"
+    wait_for_result(page)
+    assert page.inner_text("#current") == "Completed: your service is active"
+    for step in ("queued", "activating", "provisioning", "result"):
+        item = page.locator(f"#timeline [data-step={step}]")
+        assert "done" in item.get_attribute("class")
+        assert item.locator("time").get_attribute("datetime")  # each step has its time
+    assert "WHMCS order" in page.inner_text("#timeline [data-step=result] .detail")
+    assert page_stages(page) == history_stages(order_id)
+    assert page.locator("#current").get_attribute("aria-live") == "polite"
+
+    # No polling: one stream request, no order API reads, and no repeating timer.
+    api = [r for r in requests if "/api/orders/" in r]
+    assert api == [f"GET {site.url}/api/orders/{order_id}/events"]
+    assert page.evaluate("window.__intervals") == 0
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_a_failed_order_shows_the_reason(context, site):
+    page = context.new_page()
+    sign_in(page, site)
+
+    place_order(page, scenario="rejected")
+
+    wait_for_result(page, "failed")
+    assert page.inner_text("#timeline [data-step=result] h2") == "Failed"
+    assert "Client ID Not Found" in page.inner_text("#timeline [data-step=result] .detail")
+    assert page.inner_text("#current").startswith("Failed: ")
+
+
+def test_retries_show_as_such(context, site):
+    page = context.new_page()
+    sign_in(page, site)
+    # Retries in the tests are 50-200 ms apart: record every text the live region shows.
+    page.add_init_script("""
+        window.__said = [];
+        new MutationObserver(() => {
+            const current = document.getElementById("current");
+            if (current) window.__said.push(current.textContent);
+        }).observe(document, {subtree: true, childList: true, characterData: true});
+    """)
+
+    order_id = place_order(page, scenario="busy")
+
+    wait_for_result(page)
+    said = page.evaluate("window.__said")
+    retries = [text for text in said if text.startswith("Retrying: ")]
+    assert any(
+        re.fullmatch(
+            r"Retrying: WHMCS busy \(WHMCS_UNAVAILABLE\), retrying in \d+ s, attempt 2 of 4", t
+        )
+        for t in retries
+    ), said
+    assert page_stages(page) == history_stages(order_id)
+
+
+def test_two_tabs_on_one_order_both_advance(context, site):
+    first = context.new_page()
+    sign_in(first, site)
+    order_id = place_order(first, scenario="slow")
+    second = context.new_page()
+    second.goto(f"{site.url}/orders/{order_id}")
+
+    wait_for_result(first)
+    wait_for_result(second)
+    assert page_stages(first) == page_stages(second) == history_stages(order_id)
+
+
+def test_a_web_restart_mid_order_shows_reconnecting_then_the_rest(context, sandbox, worker):
+    web = start_web(SSE_HEARTBEAT_SECONDS="2")
+    port = web.port
+    page = context.new_page()
+    try:
+        sign_in(page, web)
+        order_id = place_order(page, scenario="slow")
+        page.wait_for_selector("#timeline [data-step=queued].done")
+
+        web.kill()
+        page.wait_for_selector("#connection:not([hidden])")
+        assert page.inner_text("#connection") == "Reconnecting…"
+        web = start_web(port=port, SSE_HEARTBEAT_SECONDS="2")
+
+        wait_for_result(page)
+        assert page.locator("#connection").is_hidden()
+        assert page_stages(page) == history_stages(order_id)  # no gap, no repeat
+    finally:
+        web.stop()
+
+
+def test_an_expired_ticket_is_renewed_and_the_stream_resumes(browser, sandbox, worker, tokens):
+    from app.dev import DEMO_ACCOUNT
+
+    web = start_web(SSE_HEARTBEAT_SECONDS="1", STREAM_TICKET_TTL_SECONDS="2")
+    try:
+        # A portal that holds the customer's token itself: no cookie, tickets only.
+        ctx = browser.new_context()
+        token = tokens.customer(DEMO_ACCOUNT)
+        ctx.add_init_script(f"window.sessionStorage.setItem('access_token', '{token}')")
+        setup = ctx.new_page()
+        setup.goto(web.url + "/")
+        setup.click("#sign-in")
+        order_id = place_order(setup, scenario="slow")
+        setup.context.clear_cookies()
+        page = ctx.new_page()
+        page.goto(f"{web.url}/orders/{order_id}")
+
+        wait_for_result(page)
+        assert page.evaluate("window.orderPage.connections") >= 2
+        assert page_stages(page) == history_stages(order_id)
+        ctx.close()
+    finally:
+        web.stop()
