@@ -153,7 +153,11 @@ def start_fulfillment(order_id: str) -> Trigger:
     anything but new or failed, so two concurrent triggers start exactly one pipeline.
     """
     task_id = str(uuid.uuid4())
-    claim = {"stage": Stage.QUEUED, "message": "Waiting for a worker", "taskId": task_id}
+    claim = {
+        "stage": Stage.QUEUED,
+        "message": "Order received, waiting for a worker",
+        "taskId": task_id,
+    }
     try:
         publish(order_id, claim)
     except IllegalTransition:
