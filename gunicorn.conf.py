@@ -10,6 +10,8 @@ must be imported after gevent has patched the standard library in each worker.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT') or 5000}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
@@ -22,11 +24,44 @@ timeout = 30
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT") or 10)
 keepalive = 5
 preload_app = False
+#: gunicorn's control socket defaults to one path per user: several servers would share it.
+control_socket_disable = True
 
 #: Access log ("-" is stdout; empty disables it). %(U)s is the path without its query string:
 #: stream tickets travel in the query string and must never reach a log.
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+#: Every log line (gunicorn's, the app's) through the same formatter: JSON by default.
+_handler = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ext://sys.stderr"}
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"main": {"()": "tasks.logs.formatter"}},
+    "handlers": {"main": _handler},
+    "root": {"level": (os.environ.get("LOG_LEVEL") or "INFO").upper(), "handlers": ["main"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["main"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["main"], "propagate": False},
+    },
+}
+
+#: Metrics from every worker process are added up through files in this directory
+#: (prometheus-client's multiprocess mode); it must be set before the workers start.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fulfillment-web-metrics-")
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

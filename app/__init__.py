@@ -25,9 +25,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["salesforce"] = SalesforceGateway()
     register_error_handlers(app)
 
-    from . import dev, health, orders, pages, stream
+    from . import dev, health, metrics, orders, pages, stream
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(orders.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(pages.bp)

@@ -111,3 +111,7 @@ def sandbox(salesforce_port: int | None, whmcs_port: int | None) -> None:
         args += ["--whmcs-port", str(whmcs_port)]
     # The sandbox is its own program: nothing in the product imports it.
     os.execv(sys.executable, args)  # noqa: S606
+
+
+if __name__ == "__main__":
+    main()

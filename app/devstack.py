@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,12 +26,17 @@ def stack_environment() -> dict[str, str]:
     env.setdefault("FLOWER_PORT", "5555")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     env.setdefault("SANDBOX_DIR", ".sandbox")
+    Path(env["SANDBOX_DIR"]).mkdir(parents=True, exist_ok=True)
     env.setdefault("FLOWER_BASIC_AUTH", f"admin:{secrets.token_urlsafe(12)}")
     env.setdefault("WEB_CONCURRENCY", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Web and worker share one metrics directory, so the web's /metrics shows both.
+    metrics = Path(env["SANDBOX_DIR"]) / "metrics"
+    shutil.rmtree(metrics, ignore_errors=True)
+    metrics.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics.resolve()))
     # The venv's console scripts (fulfillment, celery, gunicorn) must be found by honcho's shell.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    Path(env["SANDBOX_DIR"]).mkdir(parents=True, exist_ok=True)
     return env
 
 
@@ -42,6 +48,7 @@ def banner(env: dict[str, str]) -> str:
             "",
             f"  Demo page   http://127.0.0.1:{env['PORT']}/  (sign in, place a demo order)",
             f"  API         http://127.0.0.1:{env['PORT']}/api/orders/<order id>",
+            f"  Metrics     http://127.0.0.1:{env['PORT']}/metrics",
             f"  Flower      http://127.0.0.1:{env['FLOWER_PORT']}/",
             f"              user {user}, password {password}",
             f"  Redis       {env['REDIS_URL']} ({redis_note})",

@@ -16,6 +16,8 @@ from werkzeug.exceptions import HTTPException
 from integrations import TransientError
 from notifier.stream import UnknownOrder
 
+from .metrics import AUTH_FAILURES
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,8 @@ def _http_code(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
+        if exc.status in (401, 403):
+            AUTH_FAILURES.labels(exc.code).inc()
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.errorhandler(HTTPException)

@@ -26,6 +26,7 @@ from simple_salesforce.exceptions import (
 
 from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
+from .metrics import timed_call
 from .records import OrderLine, OrderRecord
 from .settings import SalesforceSettings, salesforce_settings
 
@@ -68,7 +69,7 @@ class SalesforceGateway:
         fields = f"Id, AccountId, Account.{s.client_field}, {s.status_field}"
         soql = f"SELECT {fields} FROM Order"  # noqa: S608 (field names are configuration)
         soql += format_soql(" WHERE Id = {}", order_id)
-        records = self._call(lambda sf: sf.query(soql))["records"]
+        records = self._call("get_order", lambda sf: sf.query(soql))["records"]
         if not records:
             raise _permanent("SALESFORCE_NOT_FOUND", f"Order {order_id} not found")
         record = records[0]
@@ -84,7 +85,8 @@ class SalesforceGateway:
         """The order's AccountId, or None when Salesforce has no such order."""
         try:
             record = self._call(
-                lambda sf: _sobject(sf, "Order").get(order_id, params={"fields": "AccountId"})
+                "get_account_id",
+                lambda sf: _sobject(sf, "Order").get(order_id, params={"fields": "AccountId"}),
             )
         except PermanentError as exc:
             if exc.code == "SALESFORCE_NOT_FOUND":
@@ -98,7 +100,7 @@ class SalesforceGateway:
         # The field name is configuration, never input; the id goes through format_soql.
         select = f"SELECT Id, Quantity, Product2.{field}, Product2.Name FROM OrderItem"  # noqa: S608
         soql = select + format_soql(" WHERE OrderId = {}", order_id)
-        records = self._call(lambda sf: sf.query_all(soql))["records"]
+        records = self._call("get_order_lines", lambda sf: sf.query_all(soql))["records"]
         if not records:
             raise _permanent("ORDER_EMPTY", f"Order {order_id} has no products")
         return [_order_line(record, field) for record in records]
@@ -120,19 +122,20 @@ class SalesforceGateway:
         if whmcs_order_id is not None:
             fields[s.whmcs_order_field] = str(whmcs_order_id)
         if fields:
-            self._call(lambda sf: _sobject(sf, "Order").update(order_id, fields))
+            self._call("update_order", lambda sf: _sobject(sf, "Order").update(order_id, fields))
 
     # --- session and error mapping ---------------------------------------------------------
 
-    def _call(self, operation: Callable[[Salesforce], T]) -> T:
-        client = self._session()
-        try:
-            return self._mapped(operation, client)
-        except TransientError as exc:
-            if exc.code != "SALESFORCE_SESSION":
-                raise
-        # The session expired: log in again once, then give the call one more try.
-        return self._mapped(operation, self._session(replacing=client))
+    def _call(self, name: str, operation: Callable[[Salesforce], T]) -> T:
+        with timed_call(SYSTEM, name):
+            client = self._session()
+            try:
+                return self._mapped(operation, client)
+            except TransientError as exc:
+                if exc.code != "SALESFORCE_SESSION":
+                    raise
+            # The session expired: log in again once, then give the call one more try.
+            return self._mapped(operation, self._session(replacing=client))
 
     def _mapped(self, operation: Callable[[Salesforce], T], client: Salesforce) -> T:
         self.api_calls += 1
@@ -152,11 +155,12 @@ class SalesforceGateway:
     def _login(self) -> Salesforce:
         s = self.settings
         session = GatewaySession(s.timeout, s.ca_bundle)
-        try:
-            response = session.post(f"{s.login_url}/services/oauth2/token", **self._grant())
-        except requests.RequestException as exc:
-            raise _map_transport_error(exc) from None
-        token = _token_from(response)
+        with timed_call(SYSTEM, "token"):
+            try:
+                response = session.post(f"{s.login_url}/services/oauth2/token", **self._grant())
+            except requests.RequestException as exc:
+                raise _map_transport_error(exc) from None
+            token = _token_from(response)
         return Salesforce(
             instance_url=token["instance_url"],
             session_id=token["access_token"],

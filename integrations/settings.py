@@ -63,6 +63,11 @@ def sandbox_dir() -> Path:
     return Path(_env("SANDBOX_DIR", ".sandbox")).resolve()
 
 
+def sandbox_host() -> str:
+    """Where the sandbox listens (another container's name under docker compose)."""
+    return _env("SANDBOX_HOST", "127.0.0.1")
+
+
 def uses_sandbox() -> bool:
     """True when neither external system is configured: development and tests."""
     return not (os.environ.get("SALESFORCE_INSTANCE_URL") or os.environ.get("WHMCS_URL"))
@@ -89,7 +94,7 @@ def salesforce_settings() -> SalesforceSettings:
         }
         ca_bundle = os.environ.get("SALESFORCE_CA_BUNDLE")
     else:
-        instance = f"https://127.0.0.1:{_env('SANDBOX_SALESFORCE_PORT', '8443')}"
+        instance = f"https://{sandbox_host()}:{_env('SANDBOX_SALESFORCE_PORT', '8443')}"
         creds = _sandbox_credentials("salesforce")
         ca_bundle = str(sandbox_dir() / SANDBOX_CERTIFICATE)
     return SalesforceSettings(
@@ -124,7 +129,7 @@ def whmcs_settings() -> WhmcsSettings:
             "secret": _env("WHMCS_SECRET", ""),
         }
     else:
-        url = f"http://127.0.0.1:{_env('SANDBOX_WHMCS_PORT', '8081')}"
+        url = f"http://{sandbox_host()}:{_env('SANDBOX_WHMCS_PORT', '8081')}"
         creds = _sandbox_credentials("whmcs")
     return WhmcsSettings(
         url=url.rstrip("/"),

@@ -17,6 +17,7 @@ import requests
 
 from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
+from .metrics import timed_call
 from .records import OrderLine, WhmcsOrder
 from .settings import WhmcsSettings, whmcs_settings
 
@@ -123,12 +124,13 @@ class WhmcsGateway:
         auth = {"identifier": s.identifier, "secret": s.secret, "accesskey": s.access_key}
         form = encode_form({"action": action, "responsetype": "json", **auth, **params})
         self.api_calls += 1
-        try:
-            response = self._http().post(f"{s.url}/includes/api.php", data=form)
-        except requests.RequestException as exc:
-            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-            raise _transient("WHMCS_UNAVAILABLE", f"WHMCS {action} {kind}") from None
-        return _checked_body(action, response)
+        with timed_call(SYSTEM, action):
+            try:
+                response = self._http().post(f"{s.url}/includes/api.php", data=form)
+            except requests.RequestException as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                raise _transient("WHMCS_UNAVAILABLE", f"WHMCS {action} {kind}") from None
+            return _checked_body(action, response)
 
     def _http(self) -> GatewaySession:
         if self._session is None:

@@ -32,8 +32,10 @@ from flask import Response, current_app, request
 from flask_sse import ServerSentEventsBlueprint
 
 from .connection import get_redis
+from .events import UPDATE_EVENT
 from .hub import HubUnavailable, Subscriber, get_hub
 from .liveness import watch
+from .metrics import STREAM_CLOSES, STREAM_OPENS, STREAM_RESUMES, STREAMS_OPEN, STREAMS_REFUSED
 from .publish import publish
 from .sse import retry_frame
 from .stream import (
@@ -92,6 +94,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
             start = catch_up(order_id, last_event_id)
         except AlreadyFinished:
             get_hub().unsubscribe(subscriber)
+            STREAM_RESUMES.labels("finished").inc()
             return Response(status=204)
         except UnknownOrder:
             get_hub().unsubscribe(subscriber)
@@ -99,6 +102,8 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         except redis.exceptions.RedisError as exc:
             get_hub().unsubscribe(subscriber)
             return self._retry_later(exc)
+        if last_event_id:
+            STREAM_RESUMES.labels("replay" if start.kind == UPDATE_EVENT else "snapshot").inc()
         heartbeat = float(config["SSE_HEARTBEAT_SECONDS"])
         stop_watching = watch(sock, subscriber.poke)
         check_every = None if stop_watching or sock is None else heartbeat / 2
@@ -106,12 +111,15 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         body = _stream_body(subscriber, start, limits, config["SSE_RETRY_MS"])
         response = Response(body, content_type="text/event-stream", headers=HEADERS)
         response.call_on_close(lambda: _release(subscriber, stop_watching))
+        STREAM_OPENS.inc()
+        STREAMS_OPEN.inc()
         return response
 
     def _retry_later(self, reason: BaseException) -> Response:
         """200 with a jittered `retry:` and nothing else: EventSource reconnects after a
         network error or the end of a 200 response, but gives up for good after a 5xx."""
-        log.warning("stream refused for now: %r", reason)
+        log.warning("stream deferred: %r", reason)
+        STREAMS_REFUSED.inc()
         delay = int(current_app.config["SSE_RETRY_MS"] * random.uniform(1.0, 2.0))
         body = retry_frame(delay) + end_frame("unavailable")
         return Response(body, content_type="text/event-stream", headers=HEADERS)
@@ -128,3 +136,6 @@ def _release(subscriber: Subscriber, stop_watching: Callable[[], None] | None) -
     if stop_watching is not None:
         stop_watching()
     get_hub().unsubscribe(subscriber)
+    # A stream the server cut while writing (the client went away mid-write) has no reason.
+    STREAM_CLOSES.labels(subscriber.ended or "client-gone").inc()
+    STREAMS_OPEN.dec()

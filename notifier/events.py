@@ -224,6 +224,16 @@ def build_snapshot(
     return body
 
 
+def parse_timestamp(value: Any) -> float | None:
+    """A payload timestamp as a unix time, or None when it is missing or malformed."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a `Z`, as browsers parse it."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

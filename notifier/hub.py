@@ -36,7 +36,8 @@ from redis.retry import Retry
 
 from . import keys
 from .connection import redis_url
-from .events import is_terminal
+from .events import is_terminal, parse_timestamp
+from .metrics import SLOW_CLIENT_DISCONNECTS
 from .sse import EventId, encode_json, event_frame, parse_event_id
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class Frame:
     event_id: EventId
     data: bytes
     terminal: bool
+    #: When the update was published (its payload timestamp), for delivery latency.
+    published_at: float | None = None
 
 
 class Subscriber:
@@ -86,6 +89,7 @@ class Subscriber:
         if self.ended:
             return
         if len(self._frames) >= self.limit:
+            SLOW_CLIENT_DISCONNECTS.inc()
             self.end("slow-client", release_socket=True)
             return
         self._frames.append(frame)
@@ -325,7 +329,8 @@ def decode_envelope(raw: str) -> Frame | None:
         return None
     data = encode_json(message.data)
     frame = event_frame(message.type or "message", str(message.id), data)
-    return Frame(event_id, frame, is_terminal(message.data.get("stage")))
+    published = parse_timestamp(message.data.get("timestamp"))
+    return Frame(event_id, frame, is_terminal(message.data.get("stage")), published)
 
 
 def hub_client_name() -> str:

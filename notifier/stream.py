@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .events import SNAPSHOT_EVENT, UPDATE_EVENT, is_terminal
-from .hub import Subscriber
+from .hub import Frame, Subscriber
 from .liveness import peer_closed
+from .metrics import DELIVERY_SECONDS, EVENTS_DELIVERED, HEARTBEATS
 from .sse import HEARTBEAT, EventId, encode_json, event_frame, parse_event_id
 from .state import read_replay, read_snapshot
 
@@ -40,6 +41,8 @@ class CatchUp:
     frames: list[bytes]
     last_id: EventId | None
     finished: bool
+    #: `order.snapshot`, or `order.update` for a replay.
+    kind: str = SNAPSHOT_EVENT
 
 
 def catch_up(order_id: str, last_event_id: str | None) -> CatchUp:
@@ -56,7 +59,7 @@ def catch_up(order_id: str, last_event_id: str | None) -> CatchUp:
             ]
             last = parse_event_id(replay.entries[-1][0]) if replay.entries else resume_from
             finished = any(is_terminal(p.get("stage")) for _, p in replay.entries)
-            return CatchUp(frames, last, finished)
+            return CatchUp(frames, last, finished, UPDATE_EVENT)
     snapshot = read_snapshot(order_id)
     if snapshot is None:
         raise UnknownOrder(order_id)
@@ -78,37 +81,54 @@ class StreamLimits:
 
 
 def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iterator[bytes]:
-    """The body of a stream after its `retry:` line."""
+    """The body of a stream after its `retry:` line; `subscriber.ended` says why it ended."""
     yield from start.frames
+    EVENTS_DELIVERED.labels(start.kind).inc(len(start.frames))
     if start.finished:
+        subscriber.end("terminal")
         return
     last = start.last_id
     quiet_since = time.monotonic()
     while True:
         remaining = limits.expires_at - time.time()
         if remaining <= 0:
-            yield end_frame("credential-expired")
+            subscriber.end("credential-expired")
+            yield _end_frame("credential-expired")
             return
         wait = min(limits.heartbeat - (time.monotonic() - quiet_since), remaining)
         if limits.check_every is not None:
             wait = min(wait, limits.check_every)
-        frames = subscriber.take(max(0.0, wait))
-        for frame in frames:
+        for frame in subscriber.take(max(0.0, wait)):
             if last is not None and frame.event_id <= last:
                 continue  # already sent in the catch-up
             yield frame.data
+            _delivered(frame)
             last, quiet_since = frame.event_id, time.monotonic()
             if frame.terminal:
+                subscriber.end("terminal")
                 return
         if _client_left(subscriber, limits):
+            subscriber.end("client-gone")
             return
         if subscriber.ended:
-            if subscriber.ended != "slow-client":
-                yield end_frame(subscriber.ended)
+            if subscriber.ended != "slow-client":  # its socket is already shut
+                yield _end_frame(subscriber.ended)
             return
         if time.monotonic() - quiet_since >= limits.heartbeat:
             yield HEARTBEAT
+            HEARTBEATS.inc()
             quiet_since = time.monotonic()
+
+
+def _delivered(frame: Frame) -> None:
+    EVENTS_DELIVERED.labels(UPDATE_EVENT).inc()
+    if frame.published_at is not None:
+        DELIVERY_SECONDS.observe(max(0.0, time.time() - frame.published_at))
+
+
+def _end_frame(reason: str) -> bytes:
+    EVENTS_DELIVERED.labels(END_EVENT).inc()
+    return end_frame(reason)
 
 
 def _client_left(subscriber: Subscriber, limits: StreamLimits) -> bool:

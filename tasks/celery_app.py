@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from celery import Celery
+import os
+from typing import Any
 
+from celery import Celery
+from celery.signals import setup_logging, worker_init, worker_process_shutdown
+
+from . import logs, metrics
 from .config import celery_settings
 
 celery = Celery("fulfillment", include=["tasks.workflow"])
 celery.conf.update(celery_settings())
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    logs.configure()  # JSON lines, like the web; Celery leaves the root logger to us
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    metrics.serve_worker_metrics()
+
+
+@worker_process_shutdown.connect
+def _forget_child(pid: int | None = None, **_: Any) -> None:
+    metrics.forget_process(pid or os.getpid())
 
 
 def reconfigure() -> None:

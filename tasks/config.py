@@ -57,7 +57,7 @@ def celery_settings() -> dict[str, Any]:
     # A retry countdown longer than the visibility timeout gets the message redelivered
     # to another worker while the first still holds it (celery#2481, kombu#337).
     visibility = max(visibility, policy.backoff_max_seconds * 2 + 60)
-    return {
+    settings: dict[str, Any] = {
         "broker_url": broker_url(),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {"visibility_timeout": visibility},
@@ -76,3 +76,18 @@ def celery_settings() -> dict[str, Any]:
         # Redis their acknowledgement still lands after the reconnect.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
+    if broker_url().startswith(("amqp://", "amqps://", "pyamqp://")):
+        settings.update(_rabbitmq_settings())
+    return settings
+
+
+def _rabbitmq_settings() -> dict[str, Any]:
+    """RabbitMQ: publisher confirms, and quorum queues when asked (`CELERY_QUEUE_TYPE`).
+
+    Quorum queues are replicated and survive a broker node's loss; Celery then delays retries
+    with RabbitMQ's native delayed delivery instead of holding them in the worker.
+    """
+    settings: dict[str, Any] = {"broker_transport_options": {"confirm_publish": True}}
+    if _env("CELERY_QUEUE_TYPE", "classic") == "quorum":
+        settings["task_default_queue_type"] = "quorum"
+    return settings

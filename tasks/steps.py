@@ -18,6 +18,7 @@ from integrations import IntegrationError, OrderRecord, PermanentError, WhmcsOrd
 from notifier import IllegalTransition, Stage, current_state, is_terminal, publish
 
 from . import gateways, ledger
+from .metrics import ORDERS
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def complete(order_id: str, run: int, attempt: int) -> None:
             "WHMCS_ORDER_UNKNOWN", "no WHMCS order was recorded for this order", system="whmcs"
         )
     gateways.salesforce().update_order(order_id, status="Completed", whmcs_order_id=order.order_id)
-    announce(
+    finished = announce(
         order_id,
         {
             "stage": Stage.COMPLETED,
@@ -106,6 +107,11 @@ def complete(order_id: str, run: int, attempt: int) -> None:
             "whmcs": {"orderId": order.order_id, "serviceIds": list(order.service_ids)},
         },
     )
+    if finished:
+        ORDERS.labels("completed").inc()
+        log.info(
+            "order completed", extra={"order_id": order_id, "outcome": "completed", "run": run}
+        )
 
 
 def fail(order_id: str, run: int, error: dict[str, Any], *, write_salesforce: bool = True) -> None:
@@ -125,7 +131,10 @@ def fail(order_id: str, run: int, error: dict[str, Any], *, write_salesforce: bo
     }
     if write_salesforce and _write_failure(order_id, error):
         update["status"] = "Failed"
-    announce(order_id, update)
+    if announce(order_id, update):
+        ORDERS.labels("failed").inc()
+        extra = {"order_id": order_id, "outcome": "failed", "code": error["code"], "run": run}
+        log.warning("order failed: %s", error["message"], extra=extra)
 
 
 def _write_failure(order_id: str, error: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from typing import Any
 
 import redis
 from celery import Task, chain
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Retry
 
 from integrations import TransientError
 from notifier import IllegalTransition, Stage, current_state, publish
@@ -29,6 +30,7 @@ from notifier.events import format_timestamp
 from . import steps
 from .celery_app import celery
 from .config import RetryPolicy
+from .metrics import RETRIES, STEP_SECONDS, TRIGGERS
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,35 @@ class FulfillmentStep(Task):
     stage: Stage = Stage.QUEUED
 
     def __call__(self, order_id: str, run: int) -> None:
+        started, outcome = time.perf_counter(), "failed"
         try:
-            return super().__call__(order_id, run)
+            super().__call__(order_id, run)
+            outcome = "ok"
         except steps.StaleMessage as exc:
+            outcome = "stale"
             log.info("%s: %s", self.name, exc)
             raise Ignore() from None
         except _TRANSIENT as exc:
-            raise self._retry_later(order_id, exc) from None
+            error = self._retry_later(order_id, exc)
+            outcome = "retry" if isinstance(error, Retry) else "failed"
+            raise error from None
+        finally:
+            self._record(order_id, run, outcome, time.perf_counter() - started)
+
+    def _record(self, order_id: str, run: int, outcome: str, seconds: float) -> None:
+        STEP_SECONDS.labels(self.stage, outcome).observe(seconds)
+        extra = {
+            "order_id": order_id,
+            "task_id": self.request.id,
+            "step": self.stage,
+            "outcome": outcome,
+            "duration_ms": round(seconds * 1000, 1),
+            "attempt": self.attempt,
+            "run": run,
+        }
+        log.log(
+            logging.WARNING if outcome == "failed" else logging.INFO, "step finished", extra=extra
+        )
 
     @property
     def attempt(self) -> int:
@@ -66,8 +90,11 @@ class FulfillmentStep(Task):
         if self.attempt >= policy.max_attempts:
             return exc  # out of attempts: the step fails and the errback fails the order
         countdown = backoff_seconds(policy, self.attempt)
+        RETRIES.labels(self.stage, getattr(exc, "code", "REDIS_UNAVAILABLE")).inc()
         steps.announce(order_id, self._retrying_update(exc, countdown, policy))
-        return self.retry(exc=exc, countdown=countdown, max_retries=policy.max_attempts)
+        return self.retry(
+            exc=exc, countdown=countdown, max_retries=policy.max_attempts, throw=False
+        )
 
     def _retrying_update(
         self, exc: BaseException, countdown: float, policy: RetryPolicy
@@ -162,6 +189,10 @@ def start_fulfillment(order_id: str) -> Trigger:
         publish(order_id, claim)
     except IllegalTransition:
         state = current_state(order_id) or {}
+        TRIGGERS.labels("duplicate").inc()
+        log.info(
+            "fulfillment already requested", extra={"order_id": order_id, "outcome": "duplicate"}
+        )
         return Trigger(order_id, state.get("taskId"), str(state.get("stage")), duplicate=True)
     run = int((current_state(order_id) or {}).get("run", 1))
     try:
@@ -173,4 +204,6 @@ def start_fulfillment(order_id: str) -> Trigger:
             order_id, {"stage": Stage.FAILED, "message": "Could not queue", "error": error}
         )
         raise BrokerUnavailable(order_id) from exc
+    TRIGGERS.labels("queued").inc()
+    log.info("fulfillment queued", extra={"order_id": order_id, "task_id": task_id, "run": run})
     return Trigger(order_id, task_id, Stage.QUEUED, duplicate=False)
