@@ -28,9 +28,10 @@ class SandboxClient:
     def from_environment(cls) -> SandboxClient:
         """The sandbox that `SANDBOX_*` point at (the same rule the app follows)."""
         directory = Path(os.environ.get("SANDBOX_DIR") or ".sandbox").resolve()
+        host = os.environ.get("SANDBOX_HOST") or "127.0.0.1"
         return cls(
-            f"https://127.0.0.1:{os.environ.get('SANDBOX_SALESFORCE_PORT') or 8443}",
-            f"http://127.0.0.1:{os.environ.get('SANDBOX_WHMCS_PORT') or 8081}",
+            f"https://{host}:{os.environ.get('SANDBOX_SALESFORCE_PORT') or 8443}",
+            f"http://{host}:{os.environ.get('SANDBOX_WHMCS_PORT') or 8081}",
             str(directory / CERT_FILE),
         )
 

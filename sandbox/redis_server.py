@@ -112,6 +112,7 @@ def main() -> None:
             time.sleep(3600)
     port = urlparse(args.url).port or 6379
     server = RedisServer(port=port, data_dir=args.dir, appendonly=True)
+    server.data_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"redis: starting an embedded redis-server on 127.0.0.1:{port} (data in {args.dir})",
         flush=True,
