@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "FULFILLMENT_MAX_ATTEMPTS": "4",
             "SALESFORCE_TIMEOUT_SECONDS": "2",
             "WHMCS_TIMEOUT_SECONDS": "2",
+            "WORKER_METRICS_PORT": "0",  # the in-process worker serves no endpoint
         }
     )
     for name in ("SALESFORCE_INSTANCE_URL", "WHMCS_URL", "JWT_PUBLIC_KEY", "JWT_AUDIENCE"):

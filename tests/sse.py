@@ -229,13 +229,19 @@ class WebProcess:
 
 
 def start_web(
-    app: str = "app:create_app()", quiet: bool = False, port: int = 0, **settings: str
+    app: str = "app:create_app()",
+    quiet: bool = False,
+    port: int = 0,
+    log_file: Path | None = None,
+    **settings: str,
 ) -> WebProcess:
     port = port or free_port()
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "WEB_ACCESS_LOG": ""}
     env.update(settings)
     command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
-    stderr = subprocess.DEVNULL if quiet else None
+    stderr: Any = subprocess.DEVNULL if quiet else None
+    if log_file is not None:
+        stderr = log_file.open("ab")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
     web = WebProcess(port, process)
     deadline = time.monotonic() + 30

@@ -1,0 +1,115 @@
+"""The processes as the Procfile runs them: a `celery worker` (prefork) on Redis or RabbitMQ,
+orders submitted with the `fulfillment` CLI, and the worker's own metrics endpoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.redis_server import free_port
+from tests.helpers import wait_for_terminal
+
+ROOT = Path(__file__).resolve().parents[2]
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+BROKERS = {
+    "redis": lambda: os.environ["REDIS_URL"],
+    "rabbitmq": lambda: RABBITMQ_URL,
+    "rabbitmq-quorum": lambda: RABBITMQ_URL,
+}
+
+
+def rabbitmq_answers() -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=list(BROKERS))
+def stack_env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str]]:
+    if request.param.startswith("rabbitmq") and not rabbitmq_answers():
+        pytest.skip(f"no RabbitMQ answers at {RABBITMQ_URL}: the RabbitMQ path was NOT tested")
+    namespace = f"test-proc-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("FULFILLMENT_NAMESPACE", namespace)  # for wait_for_terminal here
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": BROKERS[request.param](),
+        "FULFILLMENT_NAMESPACE": namespace,
+        "WORKER_METRICS_PORT": str(free_port()),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "CELERY_QUEUE_TYPE": "quorum" if request.param.endswith("quorum") else "classic",
+    }
+    (tmp_path / "metrics").mkdir()
+    yield env
+    if request.param.startswith("rabbitmq"):
+        delete_rabbitmq_queue(f"{namespace}.fulfillment")
+
+
+def delete_rabbitmq_queue(name: str) -> None:
+    from kombu import Connection
+
+    with Connection(RABBITMQ_URL) as connection:
+        connection.default_channel.queue_delete(name)
+
+
+@pytest.fixture
+def worker_process(stack_env) -> Iterator[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "celery", "--app", "tasks.celery_app", "worker",
+               "--concurrency", "2", "--loglevel", "INFO", "--task-events"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, env=stack_env)
+    yield process
+    process.terminate()  # warm shutdown
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_worker_process_fulfills_orders_submitted_from_the_cli(
+    stack_env, worker_process, sandbox_client
+):
+    orders = [sandbox_client.create_order() for _ in range(3)]
+    sandbox_client.fault("whmcs", "AddOrder", mode="http503", times=1)  # one countdown retry
+
+    submitted = [cli(stack_env, "submit", o["orderId"]) for o in orders]
+    again = cli(stack_env, "submit", orders[0]["orderId"])
+
+    assert all(s.returncode == 0 and s.stdout.strip() for s in submitted), submitted
+    assert again.stdout.strip() == submitted[0].stdout.strip()
+    assert "not queued again" in again.stderr
+    for order in orders:
+        assert wait_for_terminal(order["orderId"], timeout=60)[-1]["stage"] == "completed"
+        assert len(sandbox_client.whmcs_orders(order["orderId"])) == 1
+    status = cli(stack_env, "status", orders[0]["orderId"])
+    assert '"stage":"completed"' in status.stdout
+
+    # The worker's endpoint adds up its prefork children's metrics.
+    text = requests.get(
+        f"http://127.0.0.1:{stack_env['WORKER_METRICS_PORT']}/metrics", timeout=5
+    ).text
+    assert 'fulfillment_orders_total{outcome="completed"} 3.0' in text
+    assert 'fulfillment_retries_total{reason="WHMCS_UNAVAILABLE",step="provisioning"} 1.0' in text
+    assert 'fulfillment_step_seconds_count{outcome="ok",step="activating"} 3.0' in text
+    assert (
+        'fulfillment_external_call_seconds_count{operation="AddOrder",outcome="ok",system="whmcs"}'
+        in text
+    )
