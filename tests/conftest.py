@@ -16,7 +16,9 @@ import pytest
 from sandbox.redis_server import RedisServer, answers
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_TEST_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 _throwaway: RedisServer | None = None
+_throwaway_rabbit: object = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not answers(url):
         _throwaway = RedisServer().start()
         url = _throwaway.url
+    os.environ["TEST_RABBITMQ_URL"] = _rabbitmq_url()
     base = Path(config.rootpath) / ".pytest-sandbox" / uuid.uuid4().hex[:8]
     os.environ.update(
         {
@@ -46,9 +49,28 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
 
 
+def _rabbitmq_url() -> str:
+    """The RabbitMQ to test against; a throwaway node when none answers and one can start."""
+    global _throwaway_rabbit
+    from urllib.parse import urlparse
+
+    from sandbox import rabbitmq_server
+
+    url = os.environ.get("TEST_RABBITMQ_URL") or DEFAULT_TEST_RABBITMQ_URL
+    parsed = urlparse(url)
+    if rabbitmq_server.answers(parsed.hostname or "127.0.0.1", parsed.port or 5672):
+        return url
+    if rabbitmq_server.find_binary() is None:
+        return url  # the RabbitMQ tests skip and say why
+    _throwaway_rabbit = rabbitmq_server.RabbitServer().start()
+    return _throwaway_rabbit.url  # type: ignore[attr-defined,no-any-return]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _throwaway is not None:
         _throwaway.stop()
+    if _throwaway_rabbit is not None:
+        _throwaway_rabbit.stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,10 @@ from sandbox.redis_server import free_port
 from tests.helpers import wait_for_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672//"
 BROKERS = {
     "redis": lambda: os.environ["REDIS_URL"],
-    "rabbitmq": lambda: RABBITMQ_URL,
-    "rabbitmq-quorum": lambda: RABBITMQ_URL,
+    "rabbitmq": lambda: os.environ["TEST_RABBITMQ_URL"],
+    "rabbitmq-quorum": lambda: os.environ["TEST_RABBITMQ_URL"],
 }
 
 
@@ -29,7 +28,7 @@ def rabbitmq_answers() -> bool:
     from kombu import Connection
 
     try:
-        with Connection(RABBITMQ_URL, connect_timeout=2) as connection:
+        with Connection(os.environ["TEST_RABBITMQ_URL"], connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1)
         return True
     except Exception:
@@ -39,7 +38,8 @@ def rabbitmq_answers() -> bool:
 @pytest.fixture(params=list(BROKERS))
 def stack_env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str]]:
     if request.param.startswith("rabbitmq") and not rabbitmq_answers():
-        pytest.skip(f"no RabbitMQ answers at {RABBITMQ_URL}: the RabbitMQ path was NOT tested")
+        url = os.environ["TEST_RABBITMQ_URL"]
+        pytest.skip(f"no RabbitMQ answers at {url} and none could be started: NOT tested")
     namespace = f"test-proc-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("FULFILLMENT_NAMESPACE", namespace)  # for wait_for_terminal here
     env = {
@@ -59,7 +59,7 @@ def stack_env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str
 def delete_rabbitmq_queue(name: str) -> None:
     from kombu import Connection
 
-    with Connection(RABBITMQ_URL) as connection:
+    with Connection(os.environ["TEST_RABBITMQ_URL"]) as connection:
         connection.default_channel.queue_delete(name)
 
 
