@@ -69,13 +69,14 @@ class SalesforceGateway:
         fields = f"Id, AccountId, Account.{s.client_field}, {s.status_field}"
         soql = f"SELECT {fields} FROM Order"  # noqa: S608 (field names are configuration)
         soql += format_soql(" WHERE Id = {}", order_id)
-        records = self._call("get_order", lambda sf: sf.query(soql))["records"]
+        records = _records(self._call("get_order", lambda sf: sf.query(soql)))
         if not records:
             raise _permanent("SALESFORCE_NOT_FOUND", f"Order {order_id} not found")
         record = records[0]
-        account = record.get("Account") or {}
+        account = record.get("Account")
+        account = account if isinstance(account, dict) else {}
         return OrderRecord(
-            order_id=str(record["Id"]),
+            order_id=str(record.get("Id") or order_id),
             account_id=record.get("AccountId"),
             client_id=_optional_int(account.get(s.client_field), f"Account.{s.client_field}"),
             activation_status=record.get(s.status_field),
@@ -92,7 +93,10 @@ class SalesforceGateway:
             if exc.code == "SALESFORCE_NOT_FOUND":
                 return None
             raise
-        return record.get("AccountId")
+        if not isinstance(record, dict):
+            raise _permanent("SALESFORCE_BAD_RESPONSE", "the Order record is not an object")
+        account = record.get("AccountId")
+        return account if isinstance(account, str) else None
 
     def get_order_lines(self, order_id: str) -> list[OrderLine]:
         """The order's products as WHMCS product ids and quantities."""
@@ -100,7 +104,7 @@ class SalesforceGateway:
         # The field name is configuration, never input; the id goes through format_soql.
         select = f"SELECT Id, Quantity, Product2.{field}, Product2.Name FROM OrderItem"  # noqa: S608
         soql = select + format_soql(" WHERE OrderId = {}", order_id)
-        records = self._call("get_order_lines", lambda sf: sf.query_all(soql))["records"]
+        records = _records(self._call("get_order_lines", lambda sf: sf.query_all(soql)))
         if not records:
             raise _permanent("ORDER_EMPTY", f"Order {order_id} has no products")
         return [_order_line(record, field) for record in records]
@@ -210,6 +214,13 @@ def _token_from(response: requests.Response) -> dict[str, Any]:
             "token response lacks access_token/instance_url",
         )
     return body
+
+
+def _records(result: Any) -> list[dict[str, Any]]:
+    records = result.get("records") if isinstance(result, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise _permanent("SALESFORCE_BAD_RESPONSE", "the query answer has no list of records")
+    return records
 
 
 def _sobject(sf: Salesforce, name: str) -> SFType:

@@ -25,7 +25,6 @@ SYSTEM = "whmcs"
 _transient = partial(TransientError, system=SYSTEM)
 _permanent = partial(PermanentError, system=SYSTEM)
 _PAGE = 250
-_NOT_PENDING = "Order ID not found or Status not Pending"
 
 
 class WhmcsGateway:
@@ -92,15 +91,26 @@ class WhmcsGateway:
         return orders[0]
 
     def accept_order(self, order_id: int) -> None:
-        """Accept a Pending order (running the module's setup); a no-op when already Active."""
-        if self.order_status(order_id) != "Pending":
-            return
-        try:
-            self.call("AcceptOrder", {"orderid": order_id, "autosetup": True, "sendemail": True})
-        except PermanentError as exc:
-            # Someone (a redelivered step, an admin) accepted it in between: re-read, don't fail.
-            if _NOT_PENDING not in exc.message or self.order_status(order_id) != "Active":
-                raise
+        """Accept a Pending order (running its modules' setup) and make sure every service is
+        set up; safe to repeat: nothing already done is done again."""
+        order = self._order(order_id)
+        if order.get("status") == "Pending":
+            try:
+                self.call(
+                    "AcceptOrder", {"orderid": order_id, "autosetup": True, "sendemail": True}
+                )
+                return  # accepted with autosetup: every service was set up
+            except PermanentError as exc:
+                # Accepted by someone else meanwhile, or accepted while a module failed: look.
+                order = self._order(order_id)
+                if order.get("status") == "Pending":
+                    raise exc from None
+        if order.get("status") != "Active":
+            raise _permanent(
+                "WHMCS_ORDER_STATE", f"WHMCS order {order_id} is {order.get('status')}"
+            )
+        for service_id in _pending_services(order):
+            self.call("ModuleCreate", {"serviceid": service_id})
 
     def _client_services(self, client_id: int, product_id: int) -> list[dict[str, Any]]:
         services: list[dict[str, Any]] = []
@@ -214,6 +224,16 @@ def _listed(container: Any, item_key: str) -> list[dict[str, Any]]:
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise _permanent("WHMCS_BAD_RESPONSE", f"malformed {item_key} list")
     return items
+
+
+def _pending_services(order: Mapping[str, Any]) -> list[int]:
+    """Services of the order whose setup has not run (a module failed, or no autosetup)."""
+    items = _listed(order.get("lineitems"), "lineitem")
+    return [
+        _as_int(item.get("relid"), "relid")
+        for item in items
+        if item.get("type") == "product" and item.get("status") == "Pending"
+    ]
 
 
 def _custom_values(service: Mapping[str, Any]) -> set[str]:

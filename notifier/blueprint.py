@@ -9,7 +9,8 @@
 3. `stream(order_id)` does not hold one Redis connection per browser: streams share the
    process's hub (one pub/sub connection). It sends `retry:` and a snapshot at once, honours
    `Last-Event-ID` (header, or `lastEventId` for a fresh page), heartbeats, ends after a
-   terminal event, answers 204 to a client that already saw it, and frees a closed client's
+   terminal event, answers 204 to a client that already saw it (unless it saw `failed` and
+   asks, with `waitForRetry=1`, to wait for an operator retry), and frees a closed client's
    resources without waiting for the order to publish again.
 4. Who may watch is decided before the response starts by the `authorize` callback the app
    passes in (headers cannot change once streaming has begun).
@@ -91,7 +92,8 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         except HubUnavailable as exc:
             return self._retry_later(exc)
         try:
-            start = catch_up(order_id, last_event_id)
+            wait_for_retry = request.args.get("waitForRetry") == "1"
+            start = catch_up(order_id, last_event_id, wait_for_retry)
         except AlreadyFinished:
             get_hub().unsubscribe(subscriber)
             STREAM_RESUMES.labels("finished").inc()

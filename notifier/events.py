@@ -37,7 +37,7 @@ _RANK = {
     Stage.FAILED: 3,
 }
 
-#: A retrying update names the stage its step leads to.
+#: A retrying (or failed) update names the stage its step leads to.
 _RETRYABLE_STEPS = frozenset({Stage.ACTIVATING, Stage.PROVISIONING, Stage.COMPLETED})
 
 #: Event type names on the stream.
@@ -179,6 +179,8 @@ def validate_update(update: Mapping[str, Any]) -> None:
         _validate_retry(update)
     if stage is Stage.FAILED:
         _validate_error(update.get("error"))
+        if update.get("step") not in _RETRYABLE_STEPS | {None}:
+            raise InvalidUpdate(f"unknown failed step {update.get('step')!r}")
     if "whmcs" in update:
         _validate_whmcs(update["whmcs"])
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .events import SNAPSHOT_EVENT, UPDATE_EVENT, is_terminal
+from .events import SNAPSHOT_EVENT, UPDATE_EVENT, Stage, is_terminal
 from .hub import Frame, Subscriber
 from .liveness import peer_closed
 from .metrics import DELIVERY_SECONDS, EVENTS_DELIVERED, HEARTBEATS
@@ -45,13 +45,21 @@ class CatchUp:
     kind: str = SNAPSHOT_EVENT
 
 
-def catch_up(order_id: str, last_event_id: str | None) -> CatchUp:
-    """The snapshot, or the events after `last_event_id` when the history still holds it."""
+def catch_up(order_id: str, last_event_id: str | None, wait_for_retry: bool = False) -> CatchUp:
+    """The snapshot, or the events after `last_event_id` when the history still holds it.
+
+    A client that already saw the terminal event gets AlreadyFinished (204), unless that event
+    was `failed` and it asked to wait for an operator retry: then nothing is sent yet and the
+    stream stays open for the next run's events.
+    """
     resume_from = parse_event_id(last_event_id)
     if resume_from is not None and last_event_id is not None:
         replay = read_replay(order_id, last_event_id.strip())
         if replay is not None:
-            if not replay.entries and is_terminal((replay.current or {}).get("stage")):
+            stage = (replay.current or {}).get("stage")
+            if not replay.entries and is_terminal(stage):
+                if wait_for_retry and stage == Stage.FAILED:
+                    return CatchUp([], resume_from, False, UPDATE_EVENT)
                 raise AlreadyFinished(order_id)
             frames = [
                 event_frame(UPDATE_EVENT, entry_id, encode_json(payload))

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
 
 from . import logs, metrics
 from .config import celery_settings
@@ -23,6 +23,13 @@ def _logging(**_: Any) -> None:
 @worker_init.connect
 def _serve_metrics(**_: Any) -> None:
     metrics.serve_worker_metrics()
+
+
+@worker_ready.connect
+def _start_reconciler(**_: Any) -> None:
+    from .reconciler import start_loop
+
+    start_loop()
 
 
 @worker_process_shutdown.connect

@@ -42,6 +42,29 @@ class RetryPolicy:
         )
 
 
+@dataclass(frozen=True)
+class RecoverySettings:
+    """How quickly an order nobody is working on is noticed and taken over."""
+
+    #: An order whose last event is older than this, and that nobody marks alive, is stuck.
+    stuck_after_seconds: float
+    #: How often a worker looks for stuck orders (0 disables the reconciler).
+    reconcile_interval_seconds: float
+    #: How long a running step's alive mark lasts without renewal (a dead worker's fades).
+    alive_seconds: float
+    #: Takeovers of one order before it is failed instead (a step that kills its worker).
+    max_takeovers: int
+
+    @classmethod
+    def from_env(cls) -> RecoverySettings:
+        return cls(
+            stuck_after_seconds=float(_env("STUCK_AFTER_SECONDS", "30")),
+            reconcile_interval_seconds=float(_env("RECONCILE_INTERVAL_SECONDS", "10")),
+            alive_seconds=float(_env("ALIVE_SECONDS", "15")),
+            max_takeovers=int(_env("FULFILLMENT_MAX_TAKEOVERS", "5")),
+        )
+
+
 def broker_url() -> str:
     return _env("CELERY_BROKER_URL", redis_url())
 
@@ -65,6 +88,9 @@ def celery_settings() -> dict[str, Any]:
         "task_ignore_result": True,
         "task_default_queue": queue_name(),
         "task_acks_late": True,
+        # A pool process killed mid-step: retry it (bounded by max_retries), and requeue it if
+        # even the retry cannot be sent.
+        "task_retry_on_worker_lost": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "worker_send_task_events": True,

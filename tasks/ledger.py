@@ -1,29 +1,22 @@
 """What fulfillment has already done to the outside world, per order, in Redis.
 
 The ledger holds the facts a redelivered or retried step needs so it never repeats a side
-effect: the order's WHMCS client and products (read once from Salesforce) and, written
-immediately after AddOrder returns, the WHMCS order it created. The provisioning lock keeps
-two deliveries of the same step from creating two WHMCS orders at the same moment; it is a
-lease, not a guarantee, which is why the step also looks the order up in WHMCS first.
+effect: the order's WHMCS client and products (read once from Salesforce), the WHMCS order it
+created (written immediately after AddOrder returns), the step that failed (where an operator
+retry resumes), the order's epoch (bumped when the reconciler takes an order over), the last
+epoch whose step began executing, and how many times a step died mid-run (strikes).
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from integrations import OrderLine, TransientError, WhmcsOrder
+from integrations import OrderLine, WhmcsOrder
 from notifier import keys
 from notifier.connection import get_redis
 
 _LEDGER_TTL_SECONDS = 90 * 24 * 3600
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -73,18 +66,33 @@ def _write(order_id: str, field: str, value: str) -> None:
     pipe.execute()
 
 
-@contextmanager
-def exclusive(order_id: str, purpose: str, lease_seconds: float) -> Iterator[None]:
-    """Hold a per-order lease for the block, or raise TransientError when someone else does."""
-    key = keys.order_key(order_id, f"lock:{purpose}")
-    token = uuid.uuid4().hex
-    client = get_redis()
-    if not client.set(key, token, nx=True, px=int(lease_seconds * 1000)):
-        raise TransientError(
-            "STEP_IN_PROGRESS", f"another worker is running {purpose}", system="fulfillment"
-        )
-    try:
-        yield
-    finally:
-        # Compare-and-delete: never release a lease that expired and was taken by another.
-        client.eval(_RELEASE_LUA, 1, key, token)
+def save_failed_step(order_id: str, step: str) -> None:
+    _write(order_id, "failedStep", step)
+
+
+def load_failed_step(order_id: str) -> str | None:
+    value = get_redis().hget(_key(order_id), "failedStep")
+    return str(value) if value else None
+
+
+def epoch(order_id: str) -> int:
+    return int(get_redis().hget(_key(order_id), "epoch") or 0)
+
+
+def mark_started(order_id: str, epoch: int) -> None:
+    """A step of `epoch` began executing (so a takeover of it means it died mid-step)."""
+    get_redis().hset(_key(order_id), "startedEpoch", epoch)
+
+
+def started_epoch(order_id: str) -> int | None:
+    value = get_redis().hget(_key(order_id), "startedEpoch")
+    return int(value) if value is not None else None
+
+
+def count_strike(order_id: str) -> int:
+    """Count one more step that died mid-run; returns the total."""
+    return int(get_redis().hincrby(_key(order_id), "strikes", 1))
+
+
+def ledger_key(order_id: str) -> str:
+    return _key(order_id)

@@ -5,71 +5,100 @@ each one is idempotent by the Salesforce Order id: it checks what already happen
 acting, announces its stage only if the order has not passed it, and never creates a second
 WHMCS order (the ledger, then WHMCS itself, are asked first, under a per-order lease).
 
-`run` is the order's fulfillment run (1, then +1 for every operator retry). A message from an
-older run, or for an order already in a terminal state, is stale and does nothing.
+`run` is the order's fulfillment run (1, then +1 for every operator retry) and `epoch` counts
+the reconciler's takeovers. A message from an older run or epoch, or for an order already in
+a terminal state, is stale and does nothing.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from integrations import IntegrationError, OrderRecord, PermanentError, WhmcsOrder
 from notifier import IllegalTransition, Stage, current_state, is_terminal, publish
 
-from . import gateways, ledger
+from . import gateways, leases, ledger
+from .crashpoints import crashpoint
 from .metrics import ORDERS
 
 log = logging.getLogger(__name__)
 
 
 class StaleMessage(Exception):
-    """Raised when a step belongs to an older run or the order already finished."""
+    """Raised when a step belongs to an older run or epoch, or the order already finished."""
 
 
-def activate(order_id: str, run: int, attempt: int) -> None:
+@dataclass(frozen=True)
+class Job:
+    """One execution of a step: which order, run and epoch it serves, which try it is."""
+
+    order_id: str
+    run: int
+    epoch: int = 0
+    attempt: int = 1
+    #: First step of an operator retry that skips activation: re-mark Activating first.
+    reopen: bool = False
+
+
+def activate(job: Job) -> None:
     """Mark the order Activating in Salesforce and learn what to provision."""
-    ensure_current(order_id, run)
-    order, _ = _load_context(order_id)
+    ensure_current(job)
+    order, _ = _load_context(job.order_id)
     status = order.activation_status
     if status != "Completed":  # never move Salesforce back from a finished activation
-        gateways.salesforce().update_order(order_id, status="Activating")
+        gateways.salesforce().update_order(job.order_id, status="Activating")
         status = "Activating"
+    crashpoint("after-activate-write")
     announce(
-        order_id,
+        job.order_id,
         {
             "stage": Stage.ACTIVATING,
             "status": status,
             "message": "Order marked Activating in Salesforce",
-            "attempt": attempt,
+            "attempt": job.attempt,
         },
     )
 
 
-def provision(order_id: str, run: int, attempt: int) -> None:
+def provision(job: Job) -> None:
     """Create (once) and accept the order in WHMCS."""
-    ensure_current(order_id, run)
+    ensure_current(job)
+    _reopen(job)
     announce(
-        order_id,
-        {"stage": Stage.PROVISIONING, "message": "Creating the order in WHMCS", "attempt": attempt},
+        job.order_id,
+        {
+            "stage": Stage.PROVISIONING,
+            "message": "Creating the order in WHMCS",
+            "attempt": job.attempt,
+        },
     )
-    order = ledger.load_whmcs_order(order_id) or _create_whmcs_order(order_id)
+    order = ledger.load_whmcs_order(job.order_id) or _create_whmcs_order(job.order_id)
+    crashpoint("before-accept")
     gateways.whmcs().accept_order(order.order_id)
+    crashpoint("after-accept")
 
 
 def _create_whmcs_order(order_id: str) -> WhmcsOrder:
     context = ledger.load_context(order_id) or _load_context(order_id)[1]
     whmcs = gateways.whmcs()
-    lease = 4 * whmcs.settings.timeout + 30  # a find and an AddOrder, each bounded by timeouts
-    with ledger.exclusive(order_id, "provision", lease_seconds=lease):
+    with leases.exclusive(order_id, "provision"):
         # Ask our ledger, then WHMCS itself (a lost AddOrder response leaves only the latter).
-        order = (
-            ledger.load_whmcs_order(order_id)
-            or whmcs.find_order(context.client_id, order_id, context.lines[0].product_id)
-            or whmcs.add_order(context.client_id, context.lines, order_id)
+        order = ledger.load_whmcs_order(order_id) or whmcs.find_order(
+            context.client_id, order_id, context.lines[0].product_id
         )
+        if order is None:
+            crashpoint("before-addorder")
+            order = whmcs.add_order(context.client_id, context.lines, order_id)
+            crashpoint("after-addorder")
         ledger.save_whmcs_order(order_id, order)
     return order
+
+
+def _reopen(job: Job) -> None:
+    if job.reopen:  # an operator retry starting here: Salesforce said Failed until now
+        gateways.salesforce().update_order(job.order_id, status="Activating")
 
 
 def _load_context(order_id: str) -> tuple[OrderRecord, ledger.OrderContext]:
@@ -88,15 +117,17 @@ def _load_context(order_id: str) -> tuple[OrderRecord, ledger.OrderContext]:
     return order, context
 
 
-def complete(order_id: str, run: int, attempt: int) -> None:
+def complete(job: Job) -> None:
     """Mark the order Completed in Salesforce, with its WHMCS order id."""
-    ensure_current(order_id, run)
+    ensure_current(job)
+    order_id, run, attempt = job.order_id, job.run, job.attempt
     order = ledger.load_whmcs_order(order_id)
     if order is None:
         raise PermanentError(
             "WHMCS_ORDER_UNKNOWN", "no WHMCS order was recorded for this order", system="whmcs"
         )
     gateways.salesforce().update_order(order_id, status="Completed", whmcs_order_id=order.order_id)
+    crashpoint("after-complete-write")
     finished = announce(
         order_id,
         {
@@ -114,7 +145,14 @@ def complete(order_id: str, run: int, attempt: int) -> None:
         )
 
 
-def fail(order_id: str, run: int, error: dict[str, Any], *, write_salesforce: bool = True) -> None:
+def fail(
+    order_id: str,
+    run: int,
+    error: dict[str, Any],
+    step: str | None = None,
+    *,
+    write_salesforce: bool = True,
+) -> None:
     """Mark the order Failed in Salesforce with the reason, then announce it.
 
     Salesforce is written first so that it and the stream agree; when Salesforce cannot be
@@ -129,6 +167,9 @@ def fail(order_id: str, run: int, error: dict[str, Any], *, write_salesforce: bo
         "message": f"Fulfillment failed: {error['message']}",
         "error": error,
     }
+    if step is not None:
+        ledger.save_failed_step(order_id, step)  # where an operator retry resumes
+        update["step"] = step
     if write_salesforce and _write_failure(order_id, error):
         update["status"] = "Failed"
     if announce(order_id, update):
@@ -151,6 +192,12 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     """The `error` object of a failed event; internal details stay in the logs."""
     if isinstance(exc, IntegrationError):
         return {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
+    if type(exc).__name__ == "WorkerLostError":  # billiard's: the step kept killing its process
+        return {
+            "code": "WORKER_LOST",
+            "message": "the worker running this step died",
+            "retryable": True,
+        }
     return {
         "code": "INTERNAL_ERROR",
         "message": "unexpected error in fulfillment",
@@ -158,12 +205,15 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def ensure_current(order_id: str, run: int) -> None:
-    state = current_state(order_id)
+def ensure_current(job: Job) -> None:
+    """Raise StaleMessage unless `job` belongs to the order's current run and epoch."""
+    state = current_state(job.order_id)
     if state is None:
         return  # state lost (Redis flushed): carry on, the steps are idempotent anyway
-    if state.get("run", 1) != run or is_terminal(state.get("stage")):
-        raise StaleMessage(f"order {order_id}: run {run} is not the current run")
+    if state.get("run", 1) != job.run or is_terminal(state.get("stage")):
+        raise StaleMessage(f"order {job.order_id}: run {job.run} is not the current run")
+    if ledger.epoch(job.order_id) != job.epoch:
+        raise StaleMessage(f"order {job.order_id}: epoch {job.epoch} was taken over")
 
 
 def announce(order_id: str, update: dict[str, Any]) -> str | None:
