@@ -35,6 +35,17 @@ def main() -> None:
 @click.argument("order_id")
 def submit(order_id: str) -> None:
     """Queue fulfillment for ORDER_ID and print the task id."""
+    _queue(order_id, retry=False)
+
+
+@main.command()
+@click.argument("order_id")
+def retry(order_id: str) -> None:
+    """Re-run a failed ORDER_ID from the step that failed; print the task id."""
+    _queue(order_id, retry=True)
+
+
+def _queue(order_id: str, retry: bool) -> None:
     from . import create_app
     from .errors import ApiError
     from .orders import trigger_fulfillment
@@ -42,7 +53,7 @@ def submit(order_id: str) -> None:
     oid = _order_id(order_id)
     with create_app().app_context():
         try:
-            trigger = trigger_fulfillment(oid)
+            trigger = trigger_fulfillment(oid, retry=retry)
         except ApiError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from None
     click.echo(trigger.task_id)

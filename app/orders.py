@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations import TransientError
 from notifier import normalize_order_id, read_snapshot
-from tasks.workflow import BrokerUnavailable, Trigger, start_fulfillment
+from tasks.trigger import BrokerUnavailable, NotFailed, Trigger, retry_order, start_fulfillment
 
 from .auth import SERVICE_SCOPE, Authenticator, Forbidden
 from .errors import ApiError
@@ -44,25 +44,41 @@ def optional_json_body() -> dict[str, Any]:
 
 @bp.post("/<order_id>/fulfill")
 def fulfill(order_id: str) -> tuple[Response, int]:
-    oid = valid_order_id(order_id)
+    return trigger_response(trigger_fulfillment(_service_request(order_id)))
+
+
+@bp.post("/<order_id>/retry")
+def retry(order_id: str) -> tuple[Response, int]:
+    """Operator retry: a failed order's next run, from the step that failed."""
+    return trigger_response(trigger_fulfillment(_service_request(order_id), retry=True))
+
+
+def _service_request(raw_order_id: str) -> str:
+    """The order id of a request that needs the service scope, once all is checked."""
+    order_id = valid_order_id(raw_order_id)
     principal = authenticator().from_header(request)
     if not principal.has_scope(SERVICE_SCOPE):
         raise Forbidden("SCOPE_MISSING", f"the {SERVICE_SCOPE} scope is required")
     optional_json_body()
-    trigger = trigger_fulfillment(oid)
-    body = {"orderId": oid, "taskId": trigger.task_id, "stage": trigger.stage}
+    return order_id
+
+
+def trigger_response(trigger: Trigger) -> tuple[Response, int]:
+    body = {"orderId": trigger.order_id, "taskId": trigger.task_id, "stage": trigger.stage}
     if trigger.duplicate:
         return jsonify({**body, "duplicate": True}), 200
-    response = jsonify(body)
-    response.headers["Location"] = f"/api/orders/{oid}"
+    response = jsonify({**body, "run": trigger.run})
+    response.headers["Location"] = f"/api/orders/{trigger.order_id}"
     return response, 202
 
 
-def trigger_fulfillment(order_id: str) -> Trigger:
-    """Queue an order (the HTTP trigger and `fulfillment submit` share these rules)."""
+def trigger_fulfillment(order_id: str, *, retry: bool = False) -> Trigger:
+    """Queue an order, or retry a failed one (HTTP and the CLI share these rules)."""
     _ensure_exists(order_id)
     try:
-        return start_fulfillment(order_id)
+        return retry_order(order_id) if retry else start_fulfillment(order_id)
+    except NotFailed as exc:
+        raise ApiError(409, "NOT_FAILED", f"only a failed order can be retried ({exc})") from None
     except BrokerUnavailable:
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the order, try again") from None
 

@@ -26,7 +26,9 @@
   }
 
   // What the page knows; exposed for diagnostics (and the browser tests).
-  const page = { events: [], ids: [], lastEventId: null, finished: false, connections: 0 };
+  const page = {
+    events: [], ids: [], lastEventId: null, finished: false, awaitingRetry: false, connections: 0,
+  };
   window.orderPage = page;
 
   let source = null;
@@ -53,6 +55,7 @@
       params.set("ticket", (await response.json()).ticket);
     }
     if (page.lastEventId) params.set("lastEventId", page.lastEventId);
+    if (page.awaitingRetry) params.set("waitForRetry", "1");
     const query = params.toString();
     return api + "/events" + (query ? "?" + query : "");
   }
@@ -131,6 +134,19 @@
 
   function finish() {
     page.finished = true;
+    closeStream();
+  }
+
+  function awaitRetry() {
+    // A failed order may be retried by an operator: this stream is over, so open a quiet one
+    // that the server keeps open until the next run's events (no polling).
+    if (page.awaitingRetry) return;
+    page.awaitingRetry = true;
+    closeStream();
+    connect();
+  }
+
+  function closeStream() {
     if (source) source.close();
     source = null;
     showConnection(null);
@@ -145,9 +161,10 @@
     if (!current) return;
     const run = current.run || 1;
     const mine = page.events.filter((e) => (e.run || 1) === run);
-    const seen = (stage) => mine.find((e) => e.stage === stage);
+    // Steps an earlier run got through stay done: a retried run resumes where it failed.
+    const seen = (stage) => mine.find((e) => e.stage === stage) || earlier(stage, run);
 
-    setStep("queued", seen("queued") ? "done" : "pending", seen("queued"));
+    setStep("queued", mine.find((e) => e.stage === "queued") ? "done" : "pending", mine[0]);
     setStep("activating", seen("activating") ? "done" : seen("queued") ? "current" : "pending", seen("activating"));
     const provisioning = seen("provisioning");
     setStep("provisioning", provisioning ? "current" : "pending", provisioning);
@@ -158,7 +175,14 @@
     if (current.stage === "completed") showCompleted(current);
     if (current.stage === "failed") showFailed(current, mine);
     els.current.textContent = describe(current);
-    if (current.stage === "completed" || current.stage === "failed") finish();
+    if (current.stage === "completed") finish();
+    else if (current.stage === "failed") awaitRetry();
+    else page.awaitingRetry = false;
+  }
+
+  function earlier(stage, run) {
+    const found = page.events.filter((e) => e.stage === stage && (e.run || 1) < run);
+    return found[found.length - 1];
   }
 
   function setStep(step, state, event) {
@@ -195,7 +219,8 @@
   }
 
   function showFailed(event, mine) {
-    const stopped = mine.some((e) => e.stage === "provisioning") ? "provisioning" : "activating";
+    const stopped = event.step === "activating" || event.step === "provisioning" ? event.step
+      : mine.some((e) => e.stage === "provisioning") ? "provisioning" : "activating";
     els.steps[stopped].className = "step stopped";
     setStep("result", "failed", event);
     els.steps.result.querySelector("h2").textContent = "Failed";
