@@ -19,6 +19,7 @@ from .errors import ControlError
 
 COMMON_MODES = (
     "error", "http500", "http503", "timeout", "limit", "expire_session", "html", "truncated",
+    "garbled",
 )  # fmt: skip
 DEFAULT_HOLD_MS = 30_000
 _FIELDS = {"action", "mode", "times", "latencyMs", "errorCode", "message", "holdMs"}

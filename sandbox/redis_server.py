@@ -52,10 +52,17 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server child process on 127.0.0.1."""
 
-    def __init__(self, port: int = 0, data_dir: str | None = None, appendonly: bool = False):
+    def __init__(
+        self,
+        port: int = 0,
+        data_dir: str | None = None,
+        appendonly: bool = False,
+        appendfsync: str = "everysec",
+    ):
         self.port = port or free_port()
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="redis-"))
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -179,6 +179,8 @@ class SalesforceEmulator:
             "http503": service_unavailable,
             "html": maintenance_page,
             "truncated": lambda: truncated_json({"totalSize": 1, "done": True, "records": []}),
+            # A 200 whose fields have the wrong types, for any call.
+            "garbled": lambda: json_response({"totalSize": "x", "done": "y", "records": "nope"}),
         }
         return pages[fault.mode or ""]()
 

@@ -151,12 +151,24 @@ class WhmcsEmulator:
             "expire_session": lambda: _error("Authentication Failed", 403),
             "html": maintenance_page,
             "truncated": lambda: truncated_json({"result": "success", "message": "ok"}),
+            "garbled": lambda: json_response(_GARBLED),
         }
         return pages[fault.mode or ""]()
 
     def _pause(self, seconds: float) -> None:
         if seconds > 0:
             self.stopping.wait(seconds)
+
+
+#: A "success" whose fields have the wrong types, whatever the action.
+_GARBLED = {
+    "result": "success",
+    "orderid": "not-a-number",
+    "serviceids": {"unexpected": True},
+    "totalresults": "many",
+    "orders": "garbage",
+    "products": {"product": "x"},
+}
 
 
 def _drain_body() -> None:
