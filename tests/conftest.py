@@ -43,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "SALESFORCE_TIMEOUT_SECONDS": "2",
             "WHMCS_TIMEOUT_SECONDS": "2",
             "WORKER_METRICS_PORT": "0",  # the in-process worker serves no endpoint
+            "RECONCILE_INTERVAL_SECONDS": "0",  # tests run the reconciler when they mean to
         }
     )
     for name in ("SALESFORCE_INSTANCE_URL", "WHMCS_URL", "JWT_PUBLIC_KEY", "JWT_AUDIENCE"):

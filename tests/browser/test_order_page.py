@@ -165,3 +165,24 @@ def test_an_expired_ticket_is_renewed_and_the_stream_resumes(browser, sandbox, w
         ctx.close()
     finally:
         web.stop()
+
+
+def test_a_page_left_open_on_a_failed_order_follows_an_operator_retry(context, site, tokens):
+    import requests
+
+    page = context.new_page()
+    sign_in(page, site)
+    order_id = place_order(page, scenario="rejected")
+    wait_for_result(page, "failed")
+
+    retried = requests.post(
+        f"{site.url}/api/orders/{order_id}/retry",
+        headers=tokens.headers(tokens.service()),
+        timeout=10,
+    )
+
+    assert retried.status_code == 202
+    wait_for_result(page, "done")
+    assert page.inner_text("#current") == "Completed: your service is active"
+    assert page_stages(page) == history_stages(order_id)
+    assert page.evaluate("window.orderPage.events.at(-1).run") == 2

@@ -4,19 +4,15 @@ orders submitted with the `fulfillment` CLI, and the worker's own metrics endpoi
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from sandbox.redis_server import free_port
 from tests.helpers import wait_for_terminal
+from tests.workers import WorkerProcess, cli, stack_env
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKERS = {
     "redis": lambda: os.environ["REDIS_URL"],
     "rabbitmq": lambda: os.environ["TEST_RABBITMQ_URL"],
@@ -36,24 +32,21 @@ def rabbitmq_answers() -> bool:
 
 
 @pytest.fixture(params=list(BROKERS))
-def stack_env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str]]:
+def env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str]]:
     if request.param.startswith("rabbitmq") and not rabbitmq_answers():
         url = os.environ["TEST_RABBITMQ_URL"]
         pytest.skip(f"no RabbitMQ answers at {url} and none could be started: NOT tested")
-    namespace = f"test-proc-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", namespace)  # for wait_for_terminal here
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": BROKERS[request.param](),
-        "FULFILLMENT_NAMESPACE": namespace,
-        "WORKER_METRICS_PORT": str(free_port()),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "CELERY_QUEUE_TYPE": "quorum" if request.param.endswith("quorum") else "classic",
-    }
     (tmp_path / "metrics").mkdir()
-    yield env
+    values = stack_env(
+        CELERY_BROKER_URL=BROKERS[request.param](),
+        WORKER_METRICS_PORT=str(free_port()),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        CELERY_QUEUE_TYPE="quorum" if request.param.endswith("quorum") else "classic",
+    )
+    monkeypatch.setenv("FULFILLMENT_NAMESPACE", values["FULFILLMENT_NAMESPACE"])
+    yield values
     if request.param.startswith("rabbitmq"):
-        delete_rabbitmq_queue(f"{namespace}.fulfillment")
+        delete_rabbitmq_queue(f"{values['FULFILLMENT_NAMESPACE']}.fulfillment")
 
 
 def delete_rabbitmq_queue(name: str) -> None:
@@ -64,34 +57,20 @@ def delete_rabbitmq_queue(name: str) -> None:
 
 
 @pytest.fixture
-def worker_process(stack_env) -> Iterator[subprocess.Popen[bytes]]:
-    command = [sys.executable, "-m", "celery", "--app", "tasks.celery_app", "worker",
-               "--concurrency", "2", "--loglevel", "INFO", "--task-events"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=stack_env)
-    yield process
-    process.terminate()  # warm shutdown
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=60, check=False,
-    )  # fmt: skip
+def worker_process(env) -> Iterator[WorkerProcess]:
+    worker = WorkerProcess.start(env, concurrency=2)
+    yield worker
+    worker.stop()
 
 
 def test_a_worker_process_fulfills_orders_submitted_from_the_cli(
-    stack_env, worker_process, sandbox_client
+    env, worker_process, sandbox_client
 ):
     orders = [sandbox_client.create_order() for _ in range(3)]
     sandbox_client.fault("whmcs", "AddOrder", mode="http503", times=1)  # one countdown retry
 
-    submitted = [cli(stack_env, "submit", o["orderId"]) for o in orders]
-    again = cli(stack_env, "submit", orders[0]["orderId"])
+    submitted = [cli(env, "submit", o["orderId"]) for o in orders]
+    again = cli(env, "submit", orders[0]["orderId"])
 
     assert all(s.returncode == 0 and s.stdout.strip() for s in submitted), submitted
     assert again.stdout.strip() == submitted[0].stdout.strip()
@@ -99,13 +78,11 @@ def test_a_worker_process_fulfills_orders_submitted_from_the_cli(
     for order in orders:
         assert wait_for_terminal(order["orderId"], timeout=60)[-1]["stage"] == "completed"
         assert len(sandbox_client.whmcs_orders(order["orderId"])) == 1
-    status = cli(stack_env, "status", orders[0]["orderId"])
+    status = cli(env, "status", orders[0]["orderId"])
     assert '"stage":"completed"' in status.stdout
 
     # The worker's endpoint adds up its prefork children's metrics.
-    text = requests.get(
-        f"http://127.0.0.1:{stack_env['WORKER_METRICS_PORT']}/metrics", timeout=5
-    ).text
+    text = requests.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics", timeout=5).text
     assert 'fulfillment_orders_total{outcome="completed"} 3.0' in text
     assert 'fulfillment_retries_total{reason="WHMCS_UNAVAILABLE",step="provisioning"} 1.0' in text
     assert 'fulfillment_step_seconds_count{outcome="ok",step="activating"} 3.0' in text

@@ -133,7 +133,7 @@ def test_a_repeated_trigger_is_a_duplicate_and_a_repeated_step_changes_nothing(
     # A redelivered provisioning step of the same run finds the finished order and stops.
     run = events[-1]["run"]
     with pytest.raises(steps.StaleMessage):
-        steps.provision(order["orderId"], run, attempt=1)
+        steps.provision(steps.Job(order["orderId"], run))
     assert len(sandbox_client.whmcs_orders(order["orderId"])) == 1
     assert len(read_snapshot(order["orderId"]).body["history"]) == len(events)
 
@@ -145,9 +145,9 @@ def test_provisioning_twice_in_flight_creates_one_whmcs_order(
 
     order = sandbox_client.create_order()
     publish(order["orderId"], {"stage": "queued"})
-    steps.activate(order["orderId"], 1, attempt=1)
-    steps.provision(order["orderId"], 1, attempt=1)
-    steps.provision(order["orderId"], 1, attempt=2)  # a redelivery of the same step
+    steps.activate(steps.Job(order["orderId"], 1))
+    steps.provision(steps.Job(order["orderId"], 1))
+    steps.provision(steps.Job(order["orderId"], 1, attempt=2))  # a redelivery of the same step
     assert len(sandbox_client.whmcs_orders(order["orderId"])) == 1
     assert stages(read_snapshot(order["orderId"]).body["history"]) == [
         "queued", "activating", "provisioning",
@@ -191,3 +191,34 @@ def test_an_order_salesforce_does_not_know_is_404(client, tokens):
     response = trigger(client, tokens, normalize_order_id("801000000000404"))
     assert response.status_code == 404
     assert response.json["error"]["code"] == "ORDER_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("system", "action", "mode", "ending", "code"),
+    [
+        ("whmcs", "AddOrder", "html", "completed", None),
+        ("whmcs", "AddOrder", "truncated", "completed", None),
+        ("whmcs", "AddOrder", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
+        ("whmcs", "GetOrders", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
+        ("whmcs", "GetClientsProducts", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
+        ("whmcs", "AcceptOrder", "html", "completed", None),
+        ("salesforce", "query", "html", "completed", None),
+        ("salesforce", "query", "truncated", "completed", None),
+        ("salesforce", "query", "garbled", "failed", "SALESFORCE_BAD_RESPONSE"),
+        ("salesforce", "update", "http503", "completed", None),
+    ],
+)
+def test_malformed_vendor_answers_never_leave_an_order_stuck(
+    client, tokens, sandbox_client, system, action, mode, ending, code
+):
+    order = sandbox_client.create_order()
+    sandbox_client.fault(system, action, mode=mode, times=1)
+
+    trigger(client, tokens, order["orderId"])
+
+    events = wait_for_terminal(order["orderId"])
+    assert events[-1]["stage"] == ending
+    if code:
+        assert events[-1]["error"]["code"] == code
+        assert events[-1]["error"]["retryable"] is False
+    assert len(sandbox_client.whmcs_orders(order["orderId"])) <= 1

@@ -1,0 +1,104 @@
+"""The reconciler's decisions, without waiting for clocks: what is stuck and what is not."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from notifier import publish
+from tasks import leases, ledger
+from tasks.broker_view import queued_orders
+from tasks.config import RecoverySettings
+from tasks.reconciler import reconcile_once
+from tasks.workflow import chain_from
+from tests.helpers import wait_for_terminal
+
+NOW = RecoverySettings(
+    stuck_after_seconds=0, reconcile_interval_seconds=1, alive_seconds=1, max_takeovers=2
+)
+
+
+@pytest.fixture
+def quiet_queue(redis_client, sandbox, monkeypatch) -> Iterator[None]:
+    """A namespace, and so a queue, no worker consumes: messages stay in the broker's list."""
+    monkeypatch.setenv("FULFILLMENT_NAMESPACE", f"quiet-{uuid.uuid4().hex[:8]}")
+    yield
+    quiet_queue_purge()
+
+
+def test_an_order_waiting_in_the_queue_is_not_stuck(quiet_queue, sandbox_client):
+    order = sandbox_client.create_order()["orderId"]
+    publish(order, {"stage": "queued"})
+    chain_from(order, 1, 0).apply_async()
+
+    assert order in queued_orders()
+    assert reconcile_once(NOW) == []
+    assert ledger.epoch(order) == 0
+
+
+def test_an_order_with_no_message_is_taken_over_and_completes(worker, sandbox_client, redis_client):
+    order = sandbox_client.create_order()["orderId"]
+    publish(order, {"stage": "queued"})  # claimed, but its message was never sent
+
+    assert reconcile_once(NOW) == [order]
+
+    assert wait_for_terminal(order)[-1]["stage"] == "completed"
+    assert ledger.epoch(order) == 1
+    assert reconcile_once(NOW) == []  # terminal orders leave the index
+
+
+def test_an_order_being_worked_on_is_not_taken_over(quiet_queue, sandbox_client):
+    order = sandbox_client.create_order()["orderId"]
+    publish(order, {"stage": "queued"})
+    with leases.keep_alive(order, 5):
+        assert reconcile_once(NOW) == []
+    leases.mark_alive(order, 5, "retry scheduled")
+    assert reconcile_once(NOW) == []
+
+
+def test_a_step_that_keeps_dying_fails_the_order_instead_of_looping(
+    quiet_queue, sandbox_client, redis_client
+):
+    order = sandbox_client.create_order()["orderId"]
+    publish(order, {"stage": "queued"})
+    publish(order, {"stage": "activating", "status": "Activating"})
+    sent = []
+    for _ in range(NOW.max_takeovers + 1):
+        ledger.mark_started(order, ledger.epoch(order))  # its step started... and died
+        assert reconcile_once(NOW) == [order]
+        sent += queue_messages(redis_client)
+        quiet_queue_purge()  # a worker took the message...
+        redis_client.delete(leases._alive_key(order))  # ...and died running it
+
+    tasks = [message["headers"]["task"] for message in sent]
+    assert tasks == ["fulfillment.provision"] * NOW.max_takeovers + ["fulfillment.fail"]
+    assert "RECOVERY_EXHAUSTED" in sent[-1]["headers"]["argsrepr"]
+
+
+def test_a_takeover_of_a_message_that_never_ran_is_not_a_strike(
+    quiet_queue, sandbox_client, redis_client
+):
+    order = sandbox_client.create_order()["orderId"]
+    publish(order, {"stage": "queued"})
+    for _ in range(NOW.max_takeovers + 2):  # lost messages, again and again: keep resuming
+        assert reconcile_once(NOW) == [order]
+        quiet_queue_purge()
+        redis_client.delete(leases._alive_key(order))
+    assert ledger.epoch(order) == NOW.max_takeovers + 2
+
+
+def queue_messages(redis_client) -> list[dict]:
+    import json
+
+    from tasks.config import queue_name
+
+    return [json.loads(raw) for raw in reversed(redis_client.lrange(queue_name(), 0, -1))]
+
+
+def quiet_queue_purge() -> None:
+    from notifier.connection import get_redis
+    from tasks.config import queue_name
+
+    get_redis().delete(queue_name())

@@ -1,0 +1,71 @@
+"""Celery workers as separate processes (the way the Procfile runs them), for tests that kill
+them, restart them, or point them at another broker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stack_env(**overrides: str) -> dict[str, str]:
+    """The test environment with its own namespace (queue, keys, channels)."""
+    env = {**os.environ, "FULFILLMENT_NAMESPACE": f"test-proc-{uuid.uuid4().hex[:8]}"}
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """`celery worker` (prefork) in its own process group."""
+
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(
+        cls, env: dict[str, str], concurrency: int = 1, log_file: Path | None = None
+    ) -> WorkerProcess:
+        command = [sys.executable, "-m", "celery", "--app", "tasks.celery_app", "worker",
+                   "--concurrency", str(concurrency), "--loglevel", "INFO", "--task-events",
+                   "--without-gossip", "--without-mingle"]  # fmt: skip
+        env = {**env, "WORKER_METRICS_PORT": env.get("WORKER_METRICS_PORT") or str(free_port())}
+        output = log_file.open("ab") if log_file else None
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=output, start_new_session=True
+        )
+        return cls(process)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process and pool children, no warm shutdown."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the `fulfillment` CLI with `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=timeout, check=False,
+    )  # fmt: skip
