@@ -146,11 +146,30 @@ class _Link:
         self.commands: deque[tuple[str, str]] = deque()
         self.wake_reader, self.wake_writer = socket.socketpair()
         self.wake_reader.setblocking(False)
+        self.wake_writer.setblocking(False)
+        self.awake = False
 
     def request(self, command: str, channel: str) -> None:
+        """Queue a command for the reader (callers hold the hub's lock: order matters)."""
         self.commands.append((command, channel))
-        with contextlib.suppress(OSError):  # a full pipe already means "wake up"
-            self.wake_writer.send(b"!")
+
+    def wake(self) -> None:
+        """Wake the reader, once per batch and without ever blocking (call outside locks)."""
+        if not self.awake:
+            self.awake = True
+            # Each byte costs a kernel buffer: one per batch, and a full pipe means awake.
+            with contextlib.suppress(OSError):
+                self.wake_writer.send(b"!")
+
+    def take_commands(self) -> list[tuple[str, str]]:
+        self.awake = False  # first: a command queued from now on sends a new wake byte
+        with contextlib.suppress(OSError):
+            while self.wake_reader.recv(4096):
+                pass
+        taken = []
+        while self.commands:
+            taken.append(self.commands.popleft())
+        return taken
 
     def close(self) -> None:
         for closable in (self.pubsub, self.client, self.wake_reader, self.wake_writer):
@@ -183,6 +202,7 @@ class Hub:
                 self._pending.setdefault(channel, _Pending()).outstanding += 1
                 link.request("subscribe", channel)
             pending = self._pending.get(channel)
+        link.wake()  # outside the lock: the reader needs it too
         if pending is not None and not pending.confirmed.wait(_CONFIRM_TIMEOUT):
             self.unsubscribe(subscriber)
             raise HubUnavailable("Redis did not confirm the subscription")
@@ -202,8 +222,11 @@ class Hub:
                 self._channels[subscriber.channel] = remaining
                 return
             del self._channels[subscriber.channel]
-            if self._link is not None:
-                self._link.request("unsubscribe", subscriber.channel)
+            link = self._link
+            if link is not None:
+                link.request("unsubscribe", subscriber.channel)
+        if link is not None:
+            link.wake()
 
     def shutdown(self, reason: str = "shutdown") -> None:
         """End every local stream and refuse new ones (SIGTERM)."""
@@ -267,11 +290,7 @@ class Hub:
             self._handle(message)
 
     def _send_requests(self, link: _Link) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while link.wake_reader.recv(4096):
-                pass
-        while link.commands:
-            command, channel = link.commands.popleft()
+        for command, channel in link.take_commands():
             getattr(link.pubsub, command)(channel)
 
     def _handle(self, message: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import string
 import threading
 import time
@@ -331,3 +332,22 @@ def wait_until(condition, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def test_a_burst_of_simultaneous_connections_all_get_their_snapshot(web, service_headers):
+    # Regression: 300+ first subscriptions arriving together once deadlocked the hub (a full
+    # wake-up pipe written under the lock the reader needed).
+    orders = [new_order_id() for _ in range(400)]
+    for order_id in orders:
+        queued(order_id)
+    sockets = []
+    for order_id in orders * 2:
+        sock = socket.create_connection(("127.0.0.1", web.port), timeout=20)
+        request = f"GET /api/orders/{order_id}/events HTTP/1.1\r\nHost: x\r\n"
+        request += "".join(f"{k}: {v}\r\n" for k, v in service_headers.items()) + "\r\n"
+        sock.sendall(request.encode())  # all sent before any answer is read
+        sockets.append(sock)
+    heads = [sock.recv(12) for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    assert heads == [b"HTTP/1.1 200"] * len(sockets)
