@@ -25,6 +25,7 @@ from integrations import TransientError
 from notifier import keys
 from notifier.connection import get_redis
 
+from .config import RecoverySettings
 from .ledger import ledger_key
 
 log = logging.getLogger(__name__)
@@ -74,16 +75,18 @@ class _Renewer:
 
 
 @contextmanager
-def exclusive(
-    order_id: str, purpose: str, lease_seconds: float = 10, wait_seconds: float = 15
-) -> Iterator[None]:
+def exclusive(order_id: str, purpose: str, lease_seconds: float | None = None) -> Iterator[None]:
     """Hold the order's `purpose` lease for the block; wait for a holder, then give up with a
-    TransientError (the step retries later)."""
+    TransientError (the step retries later).
+
+    The lease lasts as long as an alive mark (`ALIVE_SECONDS`): a dead holder's lease must
+    lapse by the time its order is taken over, or the takeover only waits for a corpse."""
+    lease_seconds = lease_seconds or RecoverySettings.from_env().alive_seconds
     key = keys.order_key(order_id, f"lock:{purpose}")
     token = uuid.uuid4().hex
     client = get_redis()
     lease_ms = int(lease_seconds * 1000)
-    deadline = time.monotonic() + wait_seconds
+    deadline = time.monotonic() + lease_seconds + 5
     while not client.set(key, token, nx=True, px=lease_ms):
         if time.monotonic() > deadline:
             raise TransientError(

@@ -3,8 +3,8 @@
 The ledger holds the facts a redelivered or retried step needs so it never repeats a side
 effect: the order's WHMCS client and products (read once from Salesforce), the WHMCS order it
 created (written immediately after AddOrder returns), the step that failed (where an operator
-retry resumes), the order's epoch (bumped when the reconciler takes an order over), the last
-epoch whose step began executing, and how many times a step died mid-run (strikes).
+retry resumes), the order's epoch (bumped when the reconciler takes an order over), the epoch
+whose step is executing (or died executing), and how many times in a row a step died (strikes).
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from notifier import keys
 from notifier.connection import get_redis
 
 _LEDGER_TTL_SECONDS = 90 * 24 * 3600
+
+# Only the epoch's own mark is cleared: after a takeover the new epoch's step owns it.
+_END_STEP_LUA = """
+if redis.call('HGET', KEYS[1], 'runningEpoch') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'runningEpoch')
+end
+if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], 'strikes') end
+"""
 
 
 @dataclass(frozen=True)
@@ -80,12 +88,22 @@ def epoch(order_id: str) -> int:
 
 
 def mark_started(order_id: str, epoch: int) -> None:
-    """A step of `epoch` began executing (so a takeover of it means it died mid-step)."""
-    get_redis().hset(_key(order_id), "startedEpoch", epoch)
+    """A step of `epoch` began executing; until `mark_ended`, a takeover of `epoch` means the
+    step died mid-run (a strike)."""
+    get_redis().hset(_key(order_id), "runningEpoch", epoch)
 
 
-def started_epoch(order_id: str) -> int | None:
-    value = get_redis().hget(_key(order_id), "startedEpoch")
+def mark_ended(order_id: str, epoch: int, progressed: bool) -> None:
+    """The step of `epoch` ended without dying (done, retry scheduled or failed). When it
+    `progressed`, the order's strikes start over: a strike limit is for a step that keeps
+    killing its worker, not for an order that is merely unlucky under many crashes."""
+    client = get_redis()
+    client.register_script(_END_STEP_LUA)(keys=[_key(order_id)], args=[epoch, int(progressed)])
+
+
+def running_epoch(order_id: str) -> int | None:
+    """The epoch whose step is executing or died executing; None between steps."""
+    value = get_redis().hget(_key(order_id), "runningEpoch")
     return int(value) if value is not None else None
 
 

@@ -10,9 +10,9 @@ An order whose message is still waiting in the broker's queue (a backlog) is not
 Redis broker's queue is read to tell (see `broker_view`). Taking an order over bumps its epoch
 in the same atomic step that checks it is not alive, so the old delivery, if it ever turns up,
 is stale and does nothing: there is never a second live pipeline. When the step of the
-taken-over epoch had started, it died mid-run (a strike); an order with more than
-`FULFILLMENT_MAX_TAKEOVERS` strikes (a step that keeps killing its worker) is failed instead
-of looping.
+taken-over epoch was still running, it died mid-run (a strike); an order with more than
+`FULFILLMENT_MAX_TAKEOVERS` strikes in a row, without a step completing in between (a step that
+keeps killing its worker), is failed instead of looping.
 
 Every worker runs the loop in its main process; a Redis lease lets one of them work per round.
 """
@@ -70,7 +70,7 @@ def take_over(order_id: str, settings: RecoverySettings) -> bool:
     if epoch is None:
         return False  # someone is working on it
     stage, run = Stage(state["stage"]), int(state.get("run", 1))
-    died_mid_step = ledger.started_epoch(order_id) == epoch - 1
+    died_mid_step = ledger.running_epoch(order_id) == epoch - 1
     if died_mid_step and ledger.count_strike(order_id) > settings.max_takeovers:
         error = {
             "code": "RECOVERY_EXHAUSTED",

@@ -12,6 +12,7 @@ the worker, so it only enqueues `fail`, a real task with its own retries.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -87,6 +88,8 @@ class FulfillmentStep(Task):
             outcome = "retry"
             raise self._retry_soon(job, exc) from None
         finally:
+            with contextlib.suppress(*_INFRASTRUCTURE):  # Redis down: the step is retried anyway
+                ledger.mark_ended(order_id, epoch, progressed=outcome == "ok")
             self._record(job, outcome, time.perf_counter() - started)
 
     def _record(self, job: steps.Job, outcome: str, seconds: float) -> None:

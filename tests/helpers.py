@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app.auth import SERVICE_SCOPE, mint_token
@@ -38,3 +39,12 @@ def wait_for_terminal(order_id: str, timeout: float = 30.0) -> list[dict[str, An
             if is_terminal(payload["stage"]):
                 return events
     raise AssertionError(f"order {order_id} did not finish in {timeout}s: {events}")
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

@@ -163,7 +163,7 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
 
     assert restarted_redis and readyz_503
     details = {
-        o: [(e["stage"], e.get("step"), e["timestamp"]) for e in histories[o]] for o in stuck
+        o: [(e["stage"], e["timestamp"], e.get("error")) for e in histories[o]] for o in stuck
     }
     assert stuck == [] and duplicates == [], details
     for order_id, history in histories.items():

@@ -13,7 +13,7 @@ from tasks.broker_view import queued_orders
 from tasks.config import RecoverySettings
 from tasks.reconciler import reconcile_once
 from tasks.workflow import chain_from
-from tests.helpers import wait_for_terminal
+from tests.helpers import wait_for_terminal, wait_until
 
 NOW = RecoverySettings(
     stuck_after_seconds=0, reconcile_interval_seconds=1, alive_seconds=1, max_takeovers=2
@@ -46,6 +46,7 @@ def test_an_order_with_no_message_is_taken_over_and_completes(worker, sandbox_cl
 
     assert wait_for_terminal(order)[-1]["stage"] == "completed"
     assert ledger.epoch(order) == 1
+    wait_until(lambda: ledger.running_epoch(order) is None)  # each step marked its end
     assert reconcile_once(NOW) == []  # terminal orders leave the index
 
 
@@ -61,20 +62,57 @@ def test_an_order_being_worked_on_is_not_taken_over(quiet_queue, sandbox_client)
 def test_a_step_that_keeps_dying_fails_the_order_instead_of_looping(
     quiet_queue, sandbox_client, redis_client
 ):
-    order = sandbox_client.create_order()["orderId"]
-    publish(order, {"stage": "queued"})
-    publish(order, {"stage": "activating", "status": "Activating"})
+    order = _activated_order(sandbox_client)
     sent = []
     for _ in range(NOW.max_takeovers + 1):
-        ledger.mark_started(order, ledger.epoch(order))  # its step started... and died
-        assert reconcile_once(NOW) == [order]
-        sent += queue_messages(redis_client)
-        quiet_queue_purge()  # a worker took the message...
-        redis_client.delete(leases._alive_key(order))  # ...and died running it
+        sent += _take_over_after(order, redis_client, step_ended=False)  # its step died
 
     tasks = [message["headers"]["task"] for message in sent]
     assert tasks == ["fulfillment.provision"] * NOW.max_takeovers + ["fulfillment.fail"]
     assert "RECOVERY_EXHAUSTED" in sent[-1]["headers"]["argsrepr"]
+
+
+def test_a_takeover_between_steps_is_not_a_strike(quiet_queue, sandbox_client, redis_client):
+    order = _activated_order(sandbox_client)
+    sent = []
+    for _ in range(NOW.max_takeovers + 2):  # each step finished; the next one's message was lost
+        sent += _take_over_after(order, redis_client, step_ended=True)
+
+    assert {message["headers"]["task"] for message in sent} == {"fulfillment.provision"}
+
+
+def test_strikes_start_over_once_a_step_completes(quiet_queue, sandbox_client, redis_client):
+    order = _activated_order(sandbox_client)
+    sent = []
+    for _ in range(3):  # unlucky, not poisonous: up to the limit of deaths, then progress
+        for _ in range(NOW.max_takeovers):
+            sent += _take_over_after(order, redis_client, step_ended=False)
+        epoch = ledger.epoch(order)
+        ledger.mark_started(order, epoch)
+        ledger.mark_ended(order, epoch, progressed=True)
+
+    assert {message["headers"]["task"] for message in sent} == {"fulfillment.provision"}
+
+
+def _activated_order(sandbox_client) -> str:
+    order = sandbox_client.create_order()["orderId"]
+    publish(order, {"stage": "queued"})
+    publish(order, {"stage": "activating", "status": "Activating"})
+    return order
+
+
+def _take_over_after(order: str, redis_client, step_ended: bool) -> list[dict]:
+    """A step of the order's epoch starts, then dies (or ends between steps and the next
+    message is lost); the reconciler takes over. Returns the messages it queued."""
+    epoch = ledger.epoch(order)
+    ledger.mark_started(order, epoch)
+    if step_ended:
+        ledger.mark_ended(order, epoch, progressed=False)
+    assert reconcile_once(NOW) == [order]
+    sent = queue_messages(redis_client)
+    quiet_queue_purge()  # a worker took the message...
+    redis_client.delete(leases._alive_key(order))  # ...and went away
+    return sent
 
 
 def test_a_takeover_of_a_message_that_never_ran_is_not_a_strike(

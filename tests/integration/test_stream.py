@@ -12,6 +12,7 @@ import time
 import pytest
 
 from notifier import normalize_order_id, publish, read_snapshot
+from tests.helpers import wait_until
 from tests.sse import SSEConnection, web_process
 
 pytestmark = pytest.mark.usefixtures("redis_client")
@@ -324,14 +325,6 @@ def namespace() -> str:
     from notifier import keys
 
     return keys.namespace()
-
-
-def wait_until(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_a_burst_of_simultaneous_connections_all_get_their_snapshot(web, service_headers):
