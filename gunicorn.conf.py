@@ -42,7 +42,12 @@ logconfig_dict = {
     "root": {"level": (os.environ.get("LOG_LEVEL") or "INFO").upper(), "handlers": ["main"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["main"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["main"], "propagate": False},
+        # With a logging config, gunicorn logs access lines even when `accesslog` is unset.
+        "gunicorn.access": {
+            "level": "INFO" if accesslog else "CRITICAL",
+            "handlers": ["main"],
+            "propagate": False,
+        },
     },
 }
 

@@ -25,6 +25,7 @@ import logging
 import select
 import socket
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 _PING_EVERY = 30.0
 _CONFIRM_TIMEOUT = 5.0
+#: Messages the reader handles before letting the streams write what it delivered.
+_BATCH = 64
 
 
 class HubUnavailable(RuntimeError):
@@ -285,9 +288,15 @@ class Hub:
 
     def _drain(self, pubsub: Any) -> None:
         # redis-py may have read several messages into its buffer: take them all before the
-        # next select(), which only sees bytes still in the socket.
+        # next select(), which only sees bytes still in the socket. Reading a socket that has
+        # data never blocks, so under gevent the reader would keep the CPU for a whole burst
+        # while every stream waits to write: let them run after every batch.
+        handled = 0
         while (message := pubsub.get_message(timeout=0)) is not None:
             self._handle(message)
+            handled += 1
+            if handled % _BATCH == 0:
+                time.sleep(0)  # a yield to the other greenlets (a GIL release under threads)
 
     def _send_requests(self, link: _Link) -> None:
         for command, channel in link.take_commands():

@@ -42,6 +42,7 @@ SLOW_CLIENT_DISCONNECTS = Counter(
 )
 DELIVERY_SECONDS = Histogram(
     "fulfillment_event_delivery_seconds",
-    "From an update's publication (its timestamp) to its write on a live stream.",
+    "From an update's publication (its timestamp) to its write on a live stream; events "
+    "written together count once, by the oldest of them.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

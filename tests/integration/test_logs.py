@@ -38,6 +38,17 @@ def test_the_web_process_logs_json_without_tokens(sandbox, tokens, order, tmp_pa
     assert all("?" not in a["path"] for a in access)
 
 
+def test_an_empty_web_access_log_turns_access_lines_off(order, tmp_path):
+    log_file = tmp_path / "web.log"
+    with web_process(log_file=log_file, WEB_ACCESS_LOG="") as web:
+        assert requests.get(f"{web.url}/api/orders/{order['orderId']}", timeout=5).status_code
+        assert requests.get(f"{web.url}/healthz", timeout=5).status_code == 200
+
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    assert lines, "the web process logged nothing at all"
+    assert [line for line in lines if line["logger"] == "gunicorn.access"] == []
+
+
 def test_worker_steps_log_their_order_task_step_outcome_and_duration(
     client, tokens, sandbox_client, worker, caplog
 ):
