@@ -1,2 +1,2 @@
-"""Benchmarks (`make bench`): fan-out, leak and pipeline scenarios, side by side with stock
-flask-sse. The scenarios arrive with the stream (issue #3) and benchmark (issue #7) work."""
+"""Benchmarks (`make bench`): the fanout, leak and pipeline scenarios, ours side by side with
+stock flask-sse; results in bench/results/, the table in BENCHMARKS.md."""

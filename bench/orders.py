@@ -10,7 +10,9 @@ from notifier import normalize_order_id
 
 def new_order_ids(count: int) -> list[str]:
     alphabet = string.ascii_letters + string.digits
-    ids = set()
+    ids: set[str] = set()
     while len(ids) < count:
-        ids.add(normalize_order_id("801" + "".join(random.choices(alphabet, k=12))))
-    return [i for i in ids if i]
+        order_id = normalize_order_id("801" + "".join(random.choices(alphabet, k=12)))
+        if order_id:
+            ids.add(order_id)
+    return list(ids)

@@ -1,0 +1,177 @@
+"""fanout: N concurrent streams (2 per order) on one gevent web worker process; each order then
+gets a burst of 5 lifecycle events. Ours and stock flask-sse, side by side, same Redis, same
+client, same gunicorn settings.
+
+Figures per side: delivered fraction, publish-to-client latency (from the payload timestamp,
+which the publisher stamps) p50/p99/max, time to connect every stream, Redis connections the
+web process holds, resident memory per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import statistics
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+from app.auth import mint_token
+from app.config import load_settings
+from notifier.connection import get_redis, redis_url
+from notifier.events import parse_timestamp
+from tests.sse import WebProcess, start_web
+
+from .loadgen import Stream, close_all, new_event_loop, open_many, raise_fd_limit
+from .orders import new_order_ids
+from .profile import profiled
+from .publisher import BURST, SETUP, publish_burst, publish_burst_in_processes, stock_channel
+
+APPS = {"ours": "app:create_app()", "stock": "bench.baseline_app:create_app()"}
+
+
+def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
+    limits = raise_fd_limit(streams * 2 + 2_000)
+    orders = new_order_ids(max(1, streams // per_order))
+    sides = {side: measure(side, orders, streams) for side in ("ours", "stock")}
+    return {
+        "parameters": {
+            "streams": streams,
+            "streams_per_order": per_order,
+            "events_per_order": len(BURST),
+            "burst_events": len(orders) * len(BURST),
+            "fd_limit": limits[0],
+        },
+        "ours": sides["ours"],
+        "stock": sides["stock"],
+        "ratios": ratios(sides["ours"], sides["stock"]),
+    }
+
+
+def measure(side: str, orders: list[str], streams: int) -> dict[str, Any]:
+    if side == "ours":
+        publish_burst("ours", orders, SETUP)  # the orders exist before their streams open
+    web = start_web(
+        app=APPS[side],
+        quiet=True,
+        SSE_HEARTBEAT_SECONDS="60",
+        WEB_WORKER_CONNECTIONS=str(streams + 500),
+        WEB_BACKLOG="8192",
+    )
+    try:
+        return new_event_loop().run_until_complete(drive(side, web, orders, streams))
+    finally:
+        web.stop()
+
+
+async def drive(side: str, web: WebProcess, orders: list[str], streams: int) -> dict[str, Any]:
+    latencies: list[float] = []
+
+    def on_event(stream: Stream, at: float, kind: str | None, data: str) -> None:
+        if kind in ("order.update", "message"):
+            stamp = parse_timestamp(_field(data, "timestamp"))
+            if stamp is not None:
+                latencies.append(at - stamp)
+
+    paths = [_path(side, orders[i % len(orders)]) for i in range(streams)]
+    headers = _headers(side)
+    redis_port = urlparse(redis_url()).port or 6379
+    rss_before = web.rss()
+    started = time.monotonic()
+    opened, readers = await open_many("127.0.0.1", web.port, paths, headers, on_event)
+    await _all_connected(side, opened, orders, len(paths))
+    connect_seconds = time.monotonic() - started
+    rss_after, redis_held = web.rss(), web.connections_to(redis_port)
+    expected = len(paths) * len(BURST)
+    with profiled(web.worker_pid(), f"fanout-{side}"):
+        # Other processes, so that publishing does not share the load generator's CPU and GIL.
+        burst = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(publish_burst_in_processes, side, orders, BURST)
+        )
+        deadline = time.monotonic() + 60
+        while len(latencies) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    await close_all(opened, readers)
+    ok = sum(1 for s in opened if s.error is None)
+    return _figures(
+        latencies, expected, connect_seconds, redis_held, rss_after - rss_before, streams, ok, burst
+    )
+
+
+def _figures(latencies, expected, connect_seconds, redis_held, rss_growth, streams, ok, burst):
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float | None:
+        return (
+            round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
+            if ordered
+            else None
+        )
+
+    return {
+        "streams_opened": ok,
+        "events_expected": expected,
+        "events_delivered": len(latencies),
+        "delivered_fraction": round(len(latencies) / expected, 5) if expected else None,
+        "latency_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": pct(1.0),
+                       "mean": round(statistics.fmean(ordered) * 1000, 1) if ordered else None},
+        "connect_all_seconds": round(connect_seconds, 2),
+        "redis_connections_held": redis_held,
+        "rss_per_stream_kb": round(rss_growth / streams / 1024, 1),
+        "publish": burst,
+    }  # fmt: skip
+
+
+async def _all_connected(side: str, opened: list[Stream], orders: list[str], wanted: int) -> None:
+    """Ours: every stream got its snapshot. Stock sends nothing before the first event, so
+    count its subscriptions in Redis instead."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if side == "ours":
+            done = sum(1 for s in opened if s.first_event_at or s.ended)
+        else:
+            channels = [stock_channel(o) for o in orders]
+            subscribed = sum(n for _, n in get_redis().pubsub_numsub(*channels))
+            done = subscribed + sum(1 for s in opened if s.ended)  # failed ones never will
+        if done >= wanted or (side == "ours" and all(s.ended for s in opened)):
+            return
+        await asyncio.sleep(0.2)
+
+
+def _path(side: str, order_id: str) -> str:
+    if side == "ours":
+        return f"/api/orders/{order_id}/events"
+    return f"/stream?channel={stock_channel(order_id)}"
+
+
+def _headers(side: str) -> dict[str, str]:
+    if side == "stock":
+        return {}
+    token = mint_token(load_settings(), account_id=None, scope="orders:read", ttl=3600)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _field(data: str, name: str) -> str | None:
+    # Cheaper than json.loads for every event: find `"timestamp":"..."`.
+    marker = f'"{name}":"'
+    start = data.find(marker)
+    if start < 0:
+        marker = f'"{name}": "'
+        start = data.find(marker)
+        if start < 0:
+            return None
+    start += len(marker)
+    return data[start : data.find('"', start)]
+
+
+def ratios(ours: dict[str, Any], stock: dict[str, Any]) -> dict[str, float | None]:
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    return {
+        "latency_p50": ratio(ours["latency_ms"]["p50"], stock["latency_ms"]["p50"]),
+        "latency_p99": ratio(ours["latency_ms"]["p99"], stock["latency_ms"]["p99"]),
+        "rss_per_stream": ratio(ours["rss_per_stream_kb"], stock["rss_per_stream_kb"]),
+        "redis_connections": ratio(ours["redis_connections_held"], stock["redis_connections_held"]),
+        "connect_all": ratio(ours["connect_all_seconds"], stock["connect_all_seconds"]),
+    }

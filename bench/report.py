@@ -1,0 +1,154 @@
+"""Regenerate the results table of BENCHMARKS.md from bench/results/*.json.
+
+Only the part between the `results:start` and `results:end` markers is rewritten; the prose
+around it (analysis, what was fixed, what is explained) is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def write_benchmarks_md(results_dir: Path) -> None:
+    results = {
+        path.stem: json.loads(path.read_text()) for path in sorted(results_dir.glob("*.json"))
+    }
+    table = render(results)
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    BENCHMARKS.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+
+
+def render(results: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    any_result = next(iter(results.values()), None)
+    if any_result:
+        m = any_result["machine"]
+        parts.append(
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; Python {m['python']}, "
+            f"redis-server {m['redis_server']}, "
+            + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+            + ". Absolute times are this machine's, with the load generator, Redis and the server "
+            "sharing its cores; the ratios are the comparable part."
+        )
+    if "fanout" in results:
+        parts.append(_fanout(results["fanout"]))
+    if "leak" in results:
+        parts.append(_leak(results["leak"]))
+    if "pipeline" in results:
+        parts.append(_pipeline(results["pipeline"]))
+    return "\n\n".join(parts)
+
+
+#: fanout rows: label, where the figure is in each side's results, its ratio's name.
+_FANOUT_ROWS = [
+    ("streams opened", ("streams_opened",), None),
+    ("delivered fraction", ("delivered_fraction",), None),
+    ("latency p50 (ms)", ("latency_ms", "p50"), "latency_p50"),
+    ("latency p99 (ms)", ("latency_ms", "p99"), "latency_p99"),
+    ("latency max (ms)", ("latency_ms", "max"), None),
+    ("time to connect all (s)", ("connect_all_seconds",), "connect_all"),
+    ("Redis connections held by the web process", ("redis_connections_held",), "redis_connections"),
+    ("resident memory per stream (KB)", ("rss_per_stream_kb",), "rss_per_stream"),
+    ("burst published (events/s)", ("publish", "per_second"), None),
+]
+
+
+def _fanout(r: dict[str, Any]) -> str:
+    p, ours, stock = r["parameters"], r["ours"], r["stock"]
+    rows: list[tuple[Any, ...]] = [
+        ("events delivered", _delivered(ours), _delivered(stock), None),
+    ]
+    for label, path, ratio in _FANOUT_ROWS:
+        rows.append((label, _at(ours, path), _at(stock, path), r["ratios"].get(ratio or "")))
+    head = (
+        f"### fanout: {p['streams']:,} streams ({p['streams_per_order']} per order), a burst of "
+        f"{p['burst_events']:,} events ({p['events_per_order']} per order), one gevent worker "
+        f"(`{r['measured_at']}`, fd limit {p['fd_limit']})"
+    )
+    return head + "\n\n" + _table(("", "ours", "stock flask-sse", "ours / stock"), rows)
+
+
+def _at(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        figures = figures[key]
+    return figures
+
+
+def _delivered(side: dict[str, Any]) -> str:
+    return f"{side['events_delivered']:,} / {side['events_expected']:,}"
+
+
+def _leak(r: dict[str, Any]) -> str:
+    p = r["parameters"]
+    rows = []
+    for side in ("ours", "stock"):
+        x, released = r[side], r[side]["released_seconds"]
+        window = f"not within {p['window_seconds']} s"
+        rows.append((
+            side, _idle_open_after(x["server_sockets"]), _idle_open_after(x["redis_clients"]),
+            window if released is None else released,
+        ))  # fmt: skip
+    head = (
+        f"### leak: {p['streams']:,} streams on quiet orders, then every client leaves "
+        f"(heartbeat {p['heartbeat_seconds']} s; `{r['measured_at']}`)"
+    )
+    columns = (
+        "",
+        "server sockets idle → open → after",
+        "Redis clients idle → open → after",
+        "back to idle after (s)",
+    )
+    return head + "\n\n" + _table(columns, rows)
+
+
+def _idle_open_after(counts: dict[str, int]) -> str:
+    return f"{counts['idle']} → {counts['open']} → {counts['after']}"
+
+
+def _pipeline(r: dict[str, Any]) -> str:
+    p = r["parameters"]
+    rows = []
+    for key in ("latency_0ms", "latency_50ms"):
+        x = r[key]
+        flood, paced, cost = x["flood"], x["paced"], x["per_order"]
+        cpu = cost["cpu_ms"]
+        rows.append((
+            f"{x['emulated_latency_ms']} ms", x["worker_concurrency"],
+            sum(flood["outcomes"].values()), flood["orders_per_second"],
+            paced["rate_per_second"], paced["trigger_to_completed_ms"]["p50"],
+            paced["trigger_to_completed_ms"]["p99"], flood["trigger_to_completed_ms"]["p99"],
+            cost["redis_commands"], cost["salesforce_api_calls"],
+            " / ".join(str(cpu[name]) for name in ("web", "worker", "sandbox", "redis")),
+        ))  # fmt: skip
+    head = (
+        f"### pipeline: web trigger → {p['worker_pool']} Celery worker → sandbox "
+        f"(`{r['measured_at']}`)"
+    )
+    columns = (
+        "emulated latency per call",
+        "worker concurrency",
+        "orders (flood)",
+        "orders/s (flood)",
+        "paced rate (orders/s)",
+        "trigger→completed p50, paced (ms)",
+        "p99, paced (ms)",
+        "p99 in the flood (ms)",
+        "Redis commands per order",
+        "Salesforce API calls per order",
+        "CPU ms per order: web / worker / sandbox / Redis",
+    )
+    return head + "\n\n" + _table(columns, rows)
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
+    return "\n".join(lines)
