@@ -42,6 +42,8 @@ CONCURRENCY = {
     0: int(os.environ.get("BENCH_WORKER_CONCURRENCY") or 4),
     50: int(os.environ.get("BENCH_WORKER_CONCURRENCY_50MS") or 16),
 }
+#: The worker's pool: prefork is what the Procfile runs (a crash kills one task, not all).
+POOL = os.environ.get("BENCH_WORKER_POOL") or "prefork"
 #: Orders per second in the latency run, at most (and at most half the measured throughput).
 PACED_RATE = float(os.environ.get("BENCH_PACED_RATE") or 20)
 
@@ -54,7 +56,7 @@ def run(orders: int = 1_000) -> dict[str, Any]:
         return {
             "parameters": {
                 "orders": orders,
-                "worker_pool": "prefork",
+                "worker_pool": POOL,
             },
             "latency_0ms": measure(client, sandbox.pid, orders, latency_ms=0),
             "latency_50ms": measure(client, sandbox.pid, max(50, orders // 4), latency_ms=50),
@@ -70,7 +72,7 @@ def measure(sandbox: SandboxClient, sandbox_pid: int, orders: int, latency_ms: i
         for system in ("salesforce", "whmcs"):
             sandbox.fault(system, "*", latencyMs=latency_ms)
     web = start_web(quiet=True, WEB_CONCURRENCY="1")
-    worker = WorkerProcess.start(dict(os.environ), concurrency=CONCURRENCY[latency_ms])
+    worker = WorkerProcess.start(dict(os.environ), concurrency=CONCURRENCY[latency_ms], pool=POOL)
     token = mint_token(load_settings(), account_id=None, scope="orders:fulfill", ttl=3600)
     processes = {
         "web": web.process.pid,

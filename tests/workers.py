@@ -26,17 +26,21 @@ def stack_env(**overrides: str) -> dict[str, str]:
 
 @dataclass
 class WorkerProcess:
-    """`celery worker` (prefork) in its own process group."""
+    """`celery worker` (prefork unless told otherwise) in its own process group."""
 
     process: subprocess.Popen[bytes]
 
     @classmethod
     def start(
-        cls, env: dict[str, str], concurrency: int = 1, log_file: Path | None = None
+        cls,
+        env: dict[str, str],
+        concurrency: int = 1,
+        log_file: Path | None = None,
+        pool: str = "prefork",
     ) -> WorkerProcess:
         command = [sys.executable, "-m", "celery", "--app", "tasks.celery_app", "worker",
-                   "--concurrency", str(concurrency), "--loglevel", "INFO", "--task-events",
-                   "--without-gossip", "--without-mingle"]  # fmt: skip
+                   "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
+                   "--task-events", "--without-gossip", "--without-mingle"]  # fmt: skip
         env = {**env, "WORKER_METRICS_PORT": env.get("WORKER_METRICS_PORT") or str(free_port())}
         output = log_file.open("ab") if log_file else None
         process = subprocess.Popen(
