@@ -23,6 +23,7 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator
@@ -130,8 +131,8 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
 def _stream_body(
     subscriber: Subscriber, start: CatchUp, limits: StreamLimits, retry_ms: int
 ) -> Iterator[bytes]:
-    yield retry_frame(retry_ms)
-    yield from follow(subscriber, start, limits)
+    # A chain, not a generator: a generator's frame would keep `start` alive for the stream.
+    return itertools.chain((retry_frame(retry_ms),), follow(subscriber, start, limits))
 
 
 def _release(subscriber: Subscriber, stop_watching: Callable[[], None] | None) -> None:

@@ -90,12 +90,16 @@ class StreamLimits:
 
 def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iterator[bytes]:
     """The body of a stream after its `retry:` line; `subscriber.ended` says why it ended."""
-    yield from start.frames
+    if start.frames:
+        yield b"".join(start.frames)
     EVENTS_DELIVERED.labels(start.kind).inc(len(start.frames))
     if start.finished:
         subscriber.end("terminal")
         return
+    # Hold only the last id from here on: the catch-up's frames (a whole history, after a
+    # long outage) would otherwise stay in memory for as long as the stream is open.
     last = start.last_id
+    del start
     quiet_since = time.monotonic()
     while True:
         remaining = limits.expires_at - time.time()
