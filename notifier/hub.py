@@ -165,10 +165,14 @@ class _Link:
                 self.wake_writer.send(b"!")
 
     def take_commands(self) -> list[tuple[str, str]]:
-        self.awake = False  # first: a command queued from now on sends a new wake byte
+        # Drain the wake bytes first, then reset the flag, then take the commands: a byte sent
+        # after the reset stays in the pipe and wakes us again. (Draining after the reset lost
+        # wake-ups: a byte sent after it was swallowed while its sender's flag stayed set, so
+        # later commands sent none, and under threads subscriptions hung.)
         with contextlib.suppress(OSError):
             while self.wake_reader.recv(4096):
                 pass
+        self.awake = False
         taken = []
         while self.commands:
             taken.append(self.commands.popleft())
