@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from notifier import keys
 from notifier.connection import get_redis
 from tests.sse import start_web
 
@@ -51,15 +52,19 @@ async def _leave_and_watch(side: str, web: Any, orders: list[str]) -> dict[str, 
         await _all_connected(side, warm, orders[:200], len(warm))
         await close_all(warm, warm_readers)
         time.sleep(1)
-    idle_sockets, idle_clients = web.server_sockets(), _clients()
+    idle_sockets, idle_clients, idle_channels = web.server_sockets(), _clients(), _channels()
     opened, readers = await open_many("127.0.0.1", web.port, paths, _headers(side), lambda *a: None)
     await _all_connected(side, opened, orders, len(paths))
-    held_sockets, held_clients = web.server_sockets(), _clients()
+    held_sockets, held_clients, held_channels = web.server_sockets(), _clients(), _channels()
     left_at = time.monotonic()
     await close_all(opened, readers)
     released = None
     while time.monotonic() - left_at < 2 * HEARTBEAT_SECONDS:
-        if web.server_sockets() <= idle_sockets and _clients() <= idle_clients:
+        if (
+            web.server_sockets() <= idle_sockets
+            and _clients() <= idle_clients
+            and _channels() <= idle_channels
+        ):
             released = round(time.monotonic() - left_at, 2)
             break
         time.sleep(0.1)
@@ -70,8 +75,14 @@ async def _leave_and_watch(side: str, web: Any, orders: list[str]) -> dict[str, 
             "after": web.server_sockets(),
         },
         "redis_clients": {"idle": idle_clients, "open": held_clients, "after": _clients()},
+        "redis_subscriptions": {"idle": idle_channels, "open": held_channels, "after": _channels()},
         "released_seconds": released,  # None: not back to idle within the window
     }
+
+
+def _channels() -> int:
+    """Channels with at least one subscriber, in this run's namespace (both sides')."""
+    return len(get_redis().pubsub_channels(f"{keys.namespace()}:*"))
 
 
 def _clients() -> int:

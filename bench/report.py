@@ -93,7 +93,7 @@ def _leak(r: dict[str, Any]) -> str:
         window = f"not within {p['window_seconds']} s"
         rows.append((
             side, _idle_open_after(x["server_sockets"]), _idle_open_after(x["redis_clients"]),
-            window if released is None else released,
+            _idle_open_after(x["redis_subscriptions"]), window if released is None else released,
         ))  # fmt: skip
     head = (
         f"### leak: {p['streams']:,} streams on quiet orders, then every client leaves "
@@ -103,6 +103,7 @@ def _leak(r: dict[str, Any]) -> str:
         "",
         "server sockets idle → open → after",
         "Redis clients idle → open → after",
+        "Redis channels subscribed idle → open → after",
         "back to idle after (s)",
     )
     return head + "\n\n" + _table(columns, rows)
