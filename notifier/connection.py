@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
+_scripts: dict[str, Script] = {}
 
 
 def redis_url() -> str:
@@ -43,6 +47,21 @@ def _new_client(url: str) -> redis.Redis:
         health_check_interval=30,
     )
     return redis.Redis(connection_pool=pool)
+
+
+def run_script(
+    source: str, keys: Sequence[Any], args: Sequence[Any], client: redis.Redis | None = None
+) -> Any:
+    """Run a Lua script by its SHA (EVALSHA) on `client` (the shared one by default).
+
+    One `Script` per source serves every client: redis-py loads it again on a server that does
+    not know it (NOSCRIPT, e.g. after a Redis restart), so no script text travels per call.
+    """
+    client = client or get_redis()
+    script = _scripts.get(source)
+    if script is None:
+        script = _scripts[source] = client.register_script(source)
+    return script(keys=keys, args=args, client=client)
 
 
 def reset_clients() -> None:

@@ -15,10 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _noop() -> None:
-    return None
-
-
 def watch(sock: Any, on_readable: Callable[[], None]) -> Callable[[], None] | None:
     """Call `on_readable` once when `sock` becomes readable; returns a function that stops
     watching, or None when this process has no gevent loop to watch with."""

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from . import keys
-from .connection import get_redis
+from .connection import get_redis, run_script
 from .events import (
     UPDATE_EVENT,
     InvalidUpdate,
@@ -58,8 +58,6 @@ redis.call('PUBLISH', ARGV[3],
   '{"data":' .. ARGV[2] .. ',"id":"' .. id .. '","type":"' .. ARGV[9] .. '"}')
 return id
 """
-
-_scripts: dict[int, Any] = {}
 
 
 class PublishConflict(RuntimeError):
@@ -98,8 +96,8 @@ def _commit(
     client: redis.Redis, order_id: str, seq: int, payload: dict[str, Any], progress: str
 ) -> str | None:
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
-    script = _script(client)
-    return script(
+    return run_script(
+        _PUBLISH_LUA,
         keys=[keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()],
         args=[
             seq,
@@ -115,11 +113,3 @@ def _commit(
         ],
         client=client,
     )
-
-
-def _script(client: redis.Redis) -> Any:
-    # Script objects cache the SHA and fall back from EVALSHA to EVAL after a Redis restart.
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_PUBLISH_LUA)
-    return script

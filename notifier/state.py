@@ -66,14 +66,8 @@ def events_after(order_id: str, last_id: str) -> list[tuple[str, dict[str, Any]]
     The id must still be in the history: if it was trimmed away (or never existed) the
     entries after it may not be all that happened, and the caller sends a snapshot instead.
     """
-    pipe = get_redis().pipeline(transaction=True)
-    history = keys.history_key(order_id)
-    pipe.xrange(history, min=last_id, max=last_id, count=1)
-    pipe.xrange(history, min=f"({last_id}", max="+")
-    held, entries = pipe.execute()
-    if not held:
-        return None
-    return [(entry_id, _decode(fields)) for entry_id, fields in entries]
+    replay = read_replay(order_id, last_id)
+    return replay.entries if replay is not None else None
 
 
 def _decode(fields: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from functools import cache
 
 import redis
 
+from notifier.connection import run_script
+
 from .config import broker_url, queue_name
 
 #: kombu's Redis transport keeps one list per priority step: the name, then name\x06\x16<n>.
@@ -41,4 +43,4 @@ def queued_orders() -> set[str] | None:
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
     keys = [queue_name() + suffix for suffix in _PRIORITY_SUFFIXES]
-    return {str(order_id) for order_id in _client(url).eval(_SCAN_LUA, len(keys), *keys)}
+    return {str(order_id) for order_id in run_script(_SCAN_LUA, keys, [], _client(url))}

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from integrations import TransientError
 from notifier import keys
-from notifier.connection import get_redis
+from notifier.connection import get_redis, run_script
 
 from .config import RecoverySettings
 from .ledger import ledger_key
@@ -94,11 +94,13 @@ def exclusive(order_id: str, purpose: str, lease_seconds: float | None = None) -
             )
         time.sleep(0.2)
     try:
-        with _Renewer(lambda: client.eval(_RENEW_LUA, 1, key, token, lease_ms), lease_seconds / 3):
+        with _Renewer(
+            lambda: run_script(_RENEW_LUA, [key], [token, lease_ms], client), lease_seconds / 3
+        ):
             yield
     finally:
         # Compare-and-delete: never release a lease that expired and was taken by another.
-        client.eval(_RELEASE_LUA, 1, key, token)
+        run_script(_RELEASE_LUA, [key], [token], client)
 
 
 @contextmanager
@@ -118,7 +120,7 @@ def mark_alive(order_id: str, seconds: float, why: str = "waiting") -> None:
 
 def take_over(order_id: str, grace_seconds: float) -> int | None:
     """The new epoch if nobody is working on the order (and mark it alive); else None."""
-    epoch = get_redis().eval(
-        _TAKE_OVER_LUA, 2, _alive_key(order_id), ledger_key(order_id), max(1, int(grace_seconds))
+    epoch = run_script(
+        _TAKE_OVER_LUA, [_alive_key(order_id), ledger_key(order_id)], [max(1, int(grace_seconds))]
     )
     return int(epoch) if epoch else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from integrations import OrderLine, WhmcsOrder
 from notifier import keys
-from notifier.connection import get_redis
+from notifier.connection import get_redis, run_script
 
 _LEDGER_TTL_SECONDS = 90 * 24 * 3600
 
@@ -97,8 +97,7 @@ def mark_ended(order_id: str, epoch: int, progressed: bool) -> None:
     """The step of `epoch` ended without dying (done, retry scheduled or failed). When it
     `progressed`, the order's strikes start over: a strike limit is for a step that keeps
     killing its worker, not for an order that is merely unlucky under many crashes."""
-    client = get_redis()
-    client.register_script(_END_STEP_LUA)(keys=[_key(order_id)], args=[epoch, int(progressed)])
+    run_script(_END_STEP_LUA, keys=[_key(order_id)], args=[epoch, int(progressed)])
 
 
 def running_epoch(order_id: str) -> int | None:
