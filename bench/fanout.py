@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import statistics
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +23,7 @@ from tests.sse import WebProcess, start_web
 
 from .loadgen import Stream, close_all, new_event_loop, open_many, raise_fd_limit
 from .orders import new_order_ids
+from .percentiles import in_milliseconds
 from .profile import profiled
 from .publisher import BURST, SETUP, publish_burst, publish_burst_in_processes, stock_channel
 
@@ -99,22 +99,12 @@ async def drive(side: str, web: WebProcess, orders: list[str], streams: int) -> 
 
 
 def _figures(latencies, expected, connect_seconds, redis_held, rss_growth, streams, ok, burst):
-    ordered = sorted(latencies)
-
-    def pct(p: float) -> float | None:
-        return (
-            round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1)
-            if ordered
-            else None
-        )
-
     return {
         "streams_opened": ok,
         "events_expected": expected,
         "events_delivered": len(latencies),
         "delivered_fraction": round(len(latencies) / expected, 5) if expected else None,
-        "latency_ms": {"p50": pct(0.50), "p99": pct(0.99), "max": pct(1.0),
-                       "mean": round(statistics.fmean(ordered) * 1000, 1) if ordered else None},
+        "latency_ms": in_milliseconds(latencies),
         "connect_all_seconds": round(connect_seconds, 2),
         "redis_connections_held": redis_held,
         "rss_per_stream_kb": round(rss_growth / streams / 1024, 1),

@@ -33,6 +33,7 @@ from sandbox.redis_server import free_port
 from tests.sse import start_web
 from tests.workers import WorkerProcess
 
+from .percentiles import in_milliseconds
 from .profile import profiled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,11 @@ def measure(sandbox: SandboxClient, sandbox_pid: int, orders: int, latency_ms: i
         for system in ("salesforce", "whmcs"):
             sandbox.fault(system, "*", latencyMs=latency_ms)
     web = start_web(quiet=True, WEB_CONCURRENCY="1")
-    worker = WorkerProcess.start(dict(os.environ), concurrency=CONCURRENCY[latency_ms], pool=POOL)
+    # Its output goes to a file: stdout carries one JSON line per scenario and nothing else.
+    log_file = Path(os.environ["SANDBOX_DIR"]) / f"worker-{latency_ms}ms.log"
+    worker = WorkerProcess.start(
+        dict(os.environ), concurrency=CONCURRENCY[latency_ms], log_file=log_file, pool=POOL
+    )
     token = mint_token(load_settings(), account_id=None, scope="orders:fulfill", ttl=3600)
     processes = {
         "web": web.process.pid,
@@ -87,8 +92,9 @@ def measure(sandbox: SandboxClient, sandbox_pid: int, orders: int, latency_ms: i
         with profiled(worker.process.pid, f"pipeline-{latency_ms}ms-worker", subprocesses=True):
             _complete(web.url, token, flood)
         after = _counters(flood[0], processes)
+        flooded = _timings(flood)
         # Paced well below the throughput just measured, so no order waits behind a backlog.
-        rate = min(PACED_RATE, _timings(flood)["orders_per_second"] / 2)
+        rate = min(PACED_RATE, flooded["orders_per_second"] / 2)
         paced = [sandbox.create_order()["orderId"] for _ in range(max(20, orders // 5))]
         _complete(web.url, token, paced, rate=rate)
     finally:
@@ -97,7 +103,7 @@ def measure(sandbox: SandboxClient, sandbox_pid: int, orders: int, latency_ms: i
     return {
         "emulated_latency_ms": latency_ms,
         "worker_concurrency": CONCURRENCY[latency_ms],
-        "flood": _timings(flood),
+        "flood": flooded,
         "paced": {**_timings(paced), "rate_per_second": round(rate, 1)},
         "per_order": _per_order(before, after, orders),
     }
@@ -181,15 +187,11 @@ def _timings(order_ids: list[str]) -> dict[str, Any]:
             spans.append(last - queued)
             firsts.append(queued)
             lasts.append(last)
-    spans.sort()
-
-    def pct(p: float) -> float:
-        return round(spans[min(len(spans) - 1, int(p * len(spans)))] * 1000, 1)
-
+    latency = in_milliseconds(spans)
     return {
         "outcomes": outcomes,
         "orders_per_second": round(len(order_ids) / (max(lasts) - min(firsts)), 1),
-        "trigger_to_completed_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        "trigger_to_completed_ms": {key: latency[key] for key in ("p50", "p99", "max")},
     }
 
 
