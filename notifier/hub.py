@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import select
+import selectors
 import socket
 import threading
 import time
@@ -44,7 +44,9 @@ from .sse import EventId, encode_json, event_frame, parse_event_id
 log = logging.getLogger(__name__)
 
 _PING_EVERY = 30.0
-_CONFIRM_TIMEOUT = 5.0
+#: Redis confirms a healthy subscription in milliseconds, even in a burst (subscriptions are
+#: batched); this only bounds the wait when Redis is up but not answering.
+_CONFIRM_TIMEOUT = 15.0
 #: Messages the reader handles before letting the streams write what it delivered.
 _BATCH = 64
 
@@ -277,17 +279,27 @@ class Hub:
     # --- the reader ------------------------------------------------------------------------
 
     def _run(self, link: _Link) -> None:
+        # A selector, not select(): a process holding a thousand client sockets gets file
+        # descriptors above FD_SETSIZE, which select() refuses (the reader then died and every
+        # new stream waited in vain). Under gevent this is gevent's selector.
+        selector = selectors.DefaultSelector()
         try:
-            redis_socket = link.pubsub.connection._sock  # redis-py keeps no public handle
+            # redis-py keeps no public handle on the connection's socket.
+            selector.register(link.pubsub.connection._sock, selectors.EVENT_READ)
+            selector.register(link.wake_reader, selectors.EVENT_READ)
             while not self._stopping:
                 self._drain(link.pubsub)
-                ready, _, _ = select.select([redis_socket, link.wake_reader], [], [], _PING_EVERY)
+                ready = [key.fileobj for key, _ in selector.select(_PING_EVERY)]
                 if link.wake_reader in ready:
                     self._send_requests(link)
                 elif not ready:
                     link.pubsub.ping()  # an idle connection still proves it is alive
         except (redis.exceptions.RedisError, OSError, AttributeError) as exc:
             log.warning("pub/sub connection lost (%s); ending local streams", exc)
+        except Exception:  # a reader that dies silently would leave every stream waiting
+            log.exception("pub/sub reader failed; ending local streams")
+        finally:
+            selector.close()
         self._drop(link)
 
     def _drain(self, pubsub: Any) -> None:
@@ -303,8 +315,10 @@ class Hub:
                 time.sleep(0)  # a yield to the other greenlets (a GIL release under threads)
 
     def _send_requests(self, link: _Link) -> None:
-        for command, channel in link.take_commands():
-            getattr(link.pubsub, command)(channel)
+        # One SUBSCRIBE (or UNSUBSCRIBE) for every channel queued since the last wake-up: a
+        # burst of new streams costs a few commands, not one round of parsing per stream.
+        for command, channels in _batches(link.take_commands()):
+            getattr(link.pubsub, command)(*channels)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -342,6 +356,18 @@ class Hub:
         for waiting in pending:
             waiting.confirmed.set()
         link.close()
+
+
+def _batches(commands: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """Consecutive commands of one kind grouped, in order (a subscribe, then an unsubscribe,
+    of one channel must reach Redis in that order)."""
+    batches: list[tuple[str, list[str]]] = []
+    for command, channel in commands:
+        if batches and batches[-1][0] == command:
+            batches[-1][1].append(channel)
+        else:
+            batches.append((command, [channel]))
+    return batches
 
 
 def decode_envelope(raw: str) -> Frame | None:

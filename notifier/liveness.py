@@ -14,6 +14,13 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+try:  # the standard library's poll: gevent's would need a turn of its loop to report anything
+    from gevent.monkey import get_original
+
+    _poll = get_original("select", "poll")
+except ImportError:
+    _poll = select.poll
+
 
 def watch(sock: Any, on_readable: Callable[[], None]) -> Callable[[], None] | None:
     """Call `on_readable` once when `sock` becomes readable; returns a function that stops
@@ -43,13 +50,20 @@ def watch(sock: Any, on_readable: Callable[[], None]) -> Callable[[], None] | No
 
 
 def peer_closed(sock: Any) -> bool:
-    """True when the client closed or reset its connection (never blocks)."""
+    """True when the client closed or reset its connection (never blocks).
+
+    poll(), not select(): a busy process's sockets have descriptors above FD_SETSIZE, and
+    select() refuses those (which read as "the client left" and ended healthy streams)."""
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
+        poller = _poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        events = poller.poll(0)
+        if not events:
             return False
+        if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            return True
         return sock.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
