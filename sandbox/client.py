@@ -53,6 +53,17 @@ class SandboxClient:
             body["accountId"] = account_id
         return dict(self._request("POST", "salesforce", "orders", json=body).json())
 
+    def create_orders(self, count: int, **body: Any) -> list[dict[str, Any]]:
+        """`count` orders at once (each with an account of its own unless `accountId` is given)."""
+        response = self._request(
+            "POST", "salesforce", "orders/batch", json={"count": count, **body}
+        )
+        return list(response.json()["orders"])
+
+    def api_calls(self) -> int:
+        """REST and SOQL calls Salesforce counted against the org's allowance so far."""
+        return int(self._request("GET", "salesforce", "usage").json()["apiCalls"])
+
     def salesforce_order(self, order_id: str) -> dict[str, Any]:
         """`{"record", "items", "writes"}`: the Order and every field write it received."""
         return dict(self._request("GET", "salesforce", f"orders/{order_id}").json())

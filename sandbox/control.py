@@ -26,6 +26,16 @@ def salesforce_blueprint(world: World, faults: FaultRegistry) -> Blueprint:
     def create_order() -> Response:
         return json_response(demo.create_order(world, _json_body()), 201)
 
+    @bp.post("/orders/batch")
+    def create_orders() -> Response:
+        return json_response({"orders": demo.create_orders(world, _json_body())}, 201)
+
+    @bp.get("/usage")
+    def usage() -> Response:
+        # The number Sforce-Limit-Info reports: REST and SOQL calls since the sandbox started.
+        with world.lock:
+            return json_response({"apiCalls": world.salesforce.api_usage})
+
     @bp.get("/orders/<order_id>")
     def show_order(order_id: str) -> Response:
         with world.lock:

@@ -15,6 +15,8 @@ from .state import Record, World
 
 _BODY_FIELDS = {"accountId", "products", "description"}
 DEFAULT_PRODUCTS = ("FIBRE-100",)
+#: Orders one `POST /__sandbox/orders/batch` may create (benchmarks make thousands).
+MAX_BATCH = 20_000
 
 
 def create_order(world: World, body: Any) -> dict[str, str]:
@@ -41,6 +43,18 @@ def create_order(world: World, body: Any) -> dict[str, str]:
             "accountId": account["Id"],
             "orderNumber": order["OrderNumber"],
         }
+
+
+def create_orders(world: World, body: Any) -> list[dict[str, str]]:
+    """`POST /__sandbox/orders/batch`: `count` orders, each as `create_order` would make it
+    from the rest of the body (without `accountId`, each order gets an account of its own)."""
+    if not isinstance(body, dict):
+        raise ControlError("BAD_REQUEST", "the body must be a JSON object")
+    rest = dict(body)
+    count = rest.pop("count", None)
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= MAX_BATCH:
+        raise ControlError("BAD_REQUEST", f"count must be an integer from 1 to {MAX_BATCH}")
+    return [create_order(world, rest) for _ in range(count)]
 
 
 def _lines(products: Any) -> list[tuple[str, int]]:

@@ -15,13 +15,12 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from flask import Flask
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from . import catalogue, credentials, oauth, persistence, salesforce, tls, whmcs
 from .credentials import Credentials
+from .http_server import KeepAliveServer
 
 log = logging.getLogger(__name__)
 
@@ -153,22 +152,10 @@ def _url(scheme: str, server: _Server) -> str:
     return f"{scheme}://{shown}:{server.port}"
 
 
-class _RequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler, logging through `logging` at DEBUG instead of to stderr."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        level = logging.DEBUG if type == "info" else logging.WARNING
-        log.log(level, "%s %s", self.address_string(), message % args)
-
-
-class _Server(ThreadedWSGIServer):
-    """A threaded werkzeug server whose broken connections are logged, not printed."""
+class _Server(KeepAliveServer):
+    """An emulator's server: persistent HTTP/1.1 connections, TLS for Salesforce."""
 
     def __init__(
         self, host: str, port: int, app: Flask, ssl_context: ssl.SSLContext | None = None
     ) -> None:
-        super().__init__(host, port, app, _RequestHandler, ssl_context=ssl_context)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-request or rejects our certificate is not our bug.
-        log.debug("connection from %s failed", client_address, exc_info=True)
+        super().__init__(host, port, app, ssl_context)
