@@ -11,10 +11,14 @@ from typing import Any
 from flask import Flask
 
 from integrations import SalesforceGateway
+from notifier.admission import Admission, AdmissionLimits
+from notifier.quota import StreamQuota
 
 from .auth import Authenticator
 from .config import load_settings
 from .errors import register_error_handlers
+from .ownership import Ownership
+from .security import register_security_headers
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -23,7 +27,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(settings)
     app.extensions["auth"] = Authenticator(settings)
     app.extensions["salesforce"] = SalesforceGateway()
+    app.extensions["ownership"] = Ownership(app.extensions["salesforce"], settings)
+    app.extensions["stream_admission"] = Admission(_admission_limits(settings))
+    app.extensions["stream_quota"] = StreamQuota(settings["SSE_MAX_STREAMS_PER_CREDENTIAL"])
     register_error_handlers(app)
+    register_security_headers(app)
 
     from . import dev, health, metrics, orders, pages, stream
 
@@ -35,3 +43,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if settings["DEV_TOOLS"]:
         app.register_blueprint(dev.bp)
     return app
+
+
+def _admission_limits(settings: dict[str, Any]) -> AdmissionLimits:
+    return AdmissionLimits(
+        max_streams=settings["SSE_MAX_STREAMS"],
+        open_concurrency=settings["SSE_OPEN_CONCURRENCY"],
+        retry_ms=settings["SSE_RETRY_MS"],
+        shed_retry_seconds=settings["SSE_SHED_RETRY_SECONDS"],
+        reconnect_rate=settings["SSE_RECONNECT_RATE"],
+    )

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 from flask import Request
@@ -44,9 +44,14 @@ class Principal:
     expires_at: float
     #: Set for a stream ticket: the only order it opens.
     order_id: str | None = None
+    #: The token's `iat`, when it has one.
+    issued_at: float | None = None
 
     def has_scope(self, *wanted: str) -> bool:
         return any(scope in self.scopes for scope in wanted)
+
+    def is_customer(self) -> bool:
+        return self.account_id is not None and not self.scopes
 
 
 class AuthError(ApiError):
@@ -78,6 +83,8 @@ class Authenticator:
         self.leeway = settings["JWT_LEEWAY_SECONDS"]
         self.ticket_ttl = settings["STREAM_TICKET_TTL_SECONDS"]
         self.ticket_secret = _ticket_secret(settings)
+        self.max_ttl = settings["JWT_MAX_TTL_SECONDS"]
+        self.expiry_margin = settings["SSE_EXPIRY_MARGIN_SECONDS"]
 
     def verify(self, token: str) -> Principal:
         """Verify a customer or service JWT."""
@@ -126,17 +133,46 @@ class Authenticator:
         scope = claims.get("scope") or ""
         if not isinstance(scope, str) or (account is not None and not isinstance(account, str)):
             raise AuthError("TOKEN_INVALID", "the token's claims have the wrong types")
+        expires_at, issued_at = self._lifetime(claims)
         return Principal(
             subject=str(claims.get("sub", "")),
             account_id=account or None,
             scopes=frozenset(scope.split()),
-            expires_at=float(claims["exp"]),
+            expires_at=expires_at,
+            issued_at=issued_at,
         )
+
+    def _lifetime(self, claims: dict[str, Any]) -> tuple[float, float | None]:
+        """`exp` and `iat` as unix times, refusing absurd values and lifetimes longer than
+        `JWT_MAX_TTL_SECONDS` (a stolen ten-year token must not keep working)."""
+        expires_at, issued_at = _timestamp(claims.get("exp")), claims.get("iat")
+        if expires_at is None or (issued_at is not None and _timestamp(issued_at) is None):
+            raise AuthError("TOKEN_INVALID", "the token's exp or iat is not a valid time")
+        start = float(issued_at) if issued_at is not None else time.time()
+        if self.max_ttl and expires_at - start > self.max_ttl:
+            raise AuthError("TOKEN_LIFETIME", "the token's lifetime is longer than allowed")
+        return expires_at, float(issued_at) if issued_at is not None else None
+
+    def stream_deadline(self, principal: Principal) -> float:
+        """When a stream opened with `principal` ends: a margin before the credential expires
+        (at most a tenth of its lifetime), so the page renews it before there is a gap."""
+        lifetime = principal.expires_at - (principal.issued_at or time.time())
+        return principal.expires_at - min(self.expiry_margin, max(0.0, lifetime) / 10)
+
+    def check_streamable(self, principal: Principal) -> float:
+        """The stream deadline, or a 401 when the credential is too close to expiring to be
+        worth a stream (or a ticket): the caller needs a new credential first."""
+        deadline = self.stream_deadline(principal)
+        if time.time() >= deadline:
+            raise AuthError("TOKEN_EXPIRED", "the credential expires too soon; renew it")
+        return deadline
 
     # --- stream tickets --------------------------------------------------------------------
 
     def issue_ticket(self, principal: Principal, order_id: str) -> tuple[str, int]:
-        """A ticket for `order_id`'s stream, expiring with the ticket TTL or the token."""
+        """A ticket for `order_id`'s stream, expiring with the ticket TTL or the token; never
+        for a token already past (or at) the point where its streams would end."""
+        self.check_streamable(principal)
         now = int(time.time())
         expires = min(now + self.ticket_ttl, int(principal.expires_at))
         claims = {
@@ -154,12 +190,14 @@ class Authenticator:
         claims = self._decode(ticket, self.ticket_secret, ["HS256"], _TICKET_AUDIENCE, None)
         if claims.get("typ") != _TICKET_TYPE or not isinstance(claims.get("ord"), str):
             raise AuthError("TICKET_INVALID", "not a stream ticket")
+        expires_at, issued_at = self._lifetime(claims)
         return Principal(
             subject=str(claims.get("sub", "")),
             account_id=claims.get("acc"),
             scopes=frozenset(),
-            expires_at=float(claims["exp"]),
+            expires_at=expires_at,
             order_id=claims["ord"],
+            issued_at=issued_at,
         )
 
     # --- reading credentials from a request ------------------------------------------------
@@ -193,8 +231,19 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def _missing() -> str:
+def _missing() -> NoReturn:
     raise AuthError("TOKEN_MISSING", "credentials are required")
+
+
+#: Latest time a token may name (year 2500): anything beyond is garbage, not a date.
+_LATEST_TIMESTAMP = 16_725_225_600
+
+
+def _timestamp(value: Any) -> float | None:
+    """A claim as a unix time, or None unless it is a number in a sane range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= _LATEST_TIMESTAMP else None
 
 
 def _allowed_algorithms(value: str) -> frozenset[str]:

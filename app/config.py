@@ -14,6 +14,7 @@ from typing import Any
 from dotenv import load_dotenv
 
 from integrations.settings import sandbox_dir, uses_sandbox
+from notifier.admission import default_max_streams
 
 DEFAULTS: dict[str, Any] = {
     #: HS256 shared secret, or a PEM public key for RS256/ES256 (JWT_ALGORITHMS says which).
@@ -40,19 +41,59 @@ DEFAULTS: dict[str, Any] = {
     "DEV_TOOLS": None,
     #: Bytes; larger request bodies get 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
-    #: How long an order's AccountId (for ownership checks) stays cached in Redis.
+    #: How long a looked-up AccountId of an order not submitted yet stays in Redis (a
+    #: submitted order's owner lives as long as its state).
     "OWNERSHIP_CACHE_SECONDS": 24 * 3600,
+    #: Ownership lookup queries one web process has in flight at once (each batches up to
+    #: 200 orders; others wait their turn).
+    "SALESFORCE_LOOKUP_CONCURRENCY": 8,
+    #: Lookups a customer credential may spend on orders it may not see (unknown to Salesforce,
+    #: or another account's) per window before it is answered 429.
+    "OWNERSHIP_MISS_LIMIT": 10,
+    "OWNERSHIP_MISS_WINDOW_SECONDS": 900,
+    #: Longest token lifetime accepted (exp - iat); 0 for no limit.
+    "JWT_MAX_TTL_SECONDS": 24 * 3600,
+    #: Open streams one customer account may hold, across web processes.
+    "SSE_MAX_STREAMS_PER_CREDENTIAL": 16,
+    #: A stream ends this long (at most a tenth of its credential's lifetime) before the
+    #: credential expires, so the page renews it before there is a gap.
+    "SSE_EXPIRY_MARGIN_SECONDS": 30,
+    #: Streams one web process serves before it sheds new ones (unset: what
+    #: WEB_WORKER_CONNECTIONS and the file descriptor limit allow, less room for API calls).
+    "SSE_MAX_STREAMS": None,
+    #: Streams opening at once (reading Redis, asking Salesforce); the rest wait their turn.
+    "SSE_OPEN_CONCURRENCY": 32,
+    #: A shed connection is told to come back after a random time up to this many seconds.
+    "SSE_SHED_RETRY_SECONDS": 60,
+    #: Streams per second a process expects to take back: streams it ends (shutdown, Redis
+    #: lost) are told to reconnect spread over open streams / this rate.
+    "SSE_RECONNECT_RATE": 1000,
+    #: Serve /metrics on this port instead of the web port (gunicorn.conf.py reads it too).
+    "METRICS_PORT": None,
 }
 
 _INT_KEYS = {
     "SSE_RETRY_MS",
     "SSE_QUEUE_LIMIT",
     "JWT_LEEWAY_SECONDS",
+    "JWT_MAX_TTL_SECONDS",
     "STREAM_TICKET_TTL_SECONDS",
     "MAX_CONTENT_LENGTH",
     "OWNERSHIP_CACHE_SECONDS",
+    "SALESFORCE_LOOKUP_CONCURRENCY",
+    "OWNERSHIP_MISS_LIMIT",
+    "OWNERSHIP_MISS_WINDOW_SECONDS",
+    "SSE_MAX_STREAMS_PER_CREDENTIAL",
+    "SSE_MAX_STREAMS",
+    "SSE_OPEN_CONCURRENCY",
+    "METRICS_PORT",
 }
-_FLOAT_KEYS = {"SSE_HEARTBEAT_SECONDS"}
+_FLOAT_KEYS = {
+    "SSE_HEARTBEAT_SECONDS",
+    "SSE_EXPIRY_MARGIN_SECONDS",
+    "SSE_SHED_RETRY_SECONDS",
+    "SSE_RECONNECT_RATE",
+}
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -64,6 +105,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if value:
             settings[key] = _coerce(key, value)
     settings.update(overrides or {})
+    if settings["SSE_MAX_STREAMS"] is None:
+        connections = int(os.environ.get("WEB_WORKER_CONNECTIONS") or 20000)
+        settings["SSE_MAX_STREAMS"] = default_max_streams(connections)
     if settings["DEV_TOOLS"] is None:
         settings["DEV_TOOLS"] = uses_sandbox()
     if not settings["JWT_SECRET"] and not settings["JWT_PUBLIC_KEY"] and uses_sandbox():

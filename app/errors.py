@@ -14,7 +14,6 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from integrations import TransientError
-from notifier.stream import UnknownOrder
 
 from .metrics import AUTH_FAILURES
 
@@ -59,10 +58,6 @@ def register_error_handlers(app: Flask) -> None:
         if allowed:
             response.headers["Allow"] = ", ".join(allowed)
         return response
-
-    @app.errorhandler(UnknownOrder)
-    def unknown_order(exc: UnknownOrder) -> Response:
-        return error_response(404, "ORDER_NOT_FOUND", "this order has not been submitted")
 
     @app.errorhandler(redis.exceptions.RedisError)
     def redis_down(exc: redis.exceptions.RedisError) -> Response:

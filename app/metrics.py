@@ -1,19 +1,21 @@
 """`GET /metrics`: Prometheus text for this web process, or for every process sharing
 `PROMETHEUS_MULTIPROC_DIR` (gunicorn's workers, and on one host the Celery worker too).
 
-Bind it privately in production: it has no auth.
+It has no auth: bind it privately in production, or set `METRICS_PORT` to serve it on a port of
+its own (and answer 404 here).
 """
 
 from __future__ import annotations
 
 import os
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, abort, current_app
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Histogram,
     generate_latest,
     multiprocess,
 )
@@ -24,6 +26,19 @@ AUTH_FAILURES = Counter(
     "fulfillment_auth_failures_total",
     "Requests refused with 401 or 403, by reason (TOKEN_EXPIRED, OTHER_ACCOUNT, ...).",
     ["reason"],
+)
+OWNERSHIP_LOOKUPS = Counter(
+    "fulfillment_ownership_lookups_total",
+    "Answers to who owns an order, by where they came from: recorded (no call), known-unknown "
+    "(no call), coalesced (joined another request's lookup), other-process (waited for another "
+    "process's lookup), salesforce, salesforce-unknown (one per order asked about; see the "
+    "batch histogram for calls), error, rate-limited.",
+    ["outcome"],
+)
+OWNERSHIP_LOOKUP_BATCH = Histogram(
+    "fulfillment_ownership_lookup_batch_orders",
+    "Orders asked about in one Salesforce query by the ownership lookups (one API call each).",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 200),
 )
 
 
@@ -37,4 +52,7 @@ def registry() -> CollectorRegistry:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    if current_app.config["METRICS_PORT"]:
+        # Served on its own port (by gunicorn's master, see gunicorn.conf.py), not here.
+        abort(404)
     return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)

@@ -9,11 +9,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from integrations import TransientError
 from notifier import normalize_order_id, read_snapshot
+from notifier.events import pending_snapshot
 from tasks.trigger import BrokerUnavailable, NotFailed, Trigger, retry_order, start_fulfillment
 
 from .auth import SERVICE_SCOPE, Authenticator, Forbidden
 from .errors import ApiError
-from .ownership import account_of, authorize_read
+from .ownership import authorize_read, ownership
 
 log = logging.getLogger(__name__)
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
@@ -36,7 +37,10 @@ def optional_json_body() -> dict[str, Any]:
         return {}
     if not request.is_json:
         raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not a body we accept
+        body = None
     if not isinstance(body, dict):
         raise ApiError(400, "INVALID_JSON", "the body must be a JSON object")
     return body
@@ -85,7 +89,7 @@ def trigger_fulfillment(order_id: str, *, retry: bool = False) -> Trigger:
 
 def _ensure_exists(order_id: str) -> None:
     try:
-        if account_of(order_id) is None:
+        if not ownership().exists(order_id, fresh=True):
             raise ApiError(404, "ORDER_NOT_FOUND", "Salesforce has no such order")
     except TransientError as exc:
         # Salesforce is down: queue anyway, the pipeline retries and fails unknown orders.
@@ -97,9 +101,9 @@ def show(order_id: str) -> Response:
     oid = valid_order_id(order_id)
     authorize_read(authenticator().from_header_or_cookie(request), oid)
     snapshot = read_snapshot(oid)
-    if snapshot is None:
-        raise ApiError(404, "ORDER_NOT_FOUND", "this order has not been submitted for fulfillment")
-    return jsonify(snapshot.body)
+    # Known to Salesforce (authorize_read said so) but not started: the same empty snapshot
+    # the stream sends.
+    return jsonify(snapshot.body if snapshot is not None else pending_snapshot(oid))
 
 
 @bp.post("/<order_id>/stream-ticket")
@@ -108,6 +112,7 @@ def stream_ticket(order_id: str) -> tuple[Response, int]:
     principal = authenticator().from_header_or_cookie(request)
     if principal.order_id is not None:
         raise Forbidden("TICKET_NOT_ACCEPTED", "a ticket cannot mint another ticket")
+    authenticator().check_streamable(principal)  # before any lookup: it would be wasted
     authorize_read(principal, oid)
     ticket, expires_in = authenticator().issue_ticket(principal, oid)
     return jsonify({"ticket": ticket, "expiresIn": expires_in}), 201

@@ -1,8 +1,9 @@
-"""`GET /api/orders/<order_id>/events`: who may watch an order's stream.
+"""`GET /api/orders/<order_id>/events`: who may watch an order's stream, and for how long.
 
-The streaming itself is `notifier.blueprint.OrderEventsBlueprint`; this module only decides,
-before the response starts, whether the caller may watch and until when (the credential's
-expiry ends the stream).
+The streaming itself is `notifier.blueprint.OrderEventsBlueprint`; this module decides, before
+the response starts: whether the credential is good and until when (a margin before it
+expires), then, on what the stream read once subscribed (the order's owner, the account's
+stream slot), whether the caller may watch.
 """
 
 from __future__ import annotations
@@ -10,20 +11,56 @@ from __future__ import annotations
 from flask import current_app, request
 
 from integrations import TransientError
-from notifier.blueprint import OrderEventsBlueprint, TryLater
+from notifier.admission import Admission
+from notifier.blueprint import OrderEventsBlueprint, StreamRequest, TryLater
+from notifier.opening import Opening
+from notifier.order_ids import normalize_salesforce_id
 
+from .auth import Authenticator, Principal
+from .errors import ApiError
 from .orders import valid_order_id
 from .ownership import authorize_read
 
+#: Seconds a refused stream should wait: a closed stream frees its slot within a heartbeat.
+_SLOT_RETRY_AFTER = 30
 
-def authorize_stream(raw_order_id: str) -> tuple[str, float]:
+
+def authenticate_stream(raw_order_id: str) -> StreamRequest:
     order_id = valid_order_id(raw_order_id)
-    principal = current_app.extensions["auth"].from_stream_request(request)
+    auth: Authenticator = current_app.extensions["auth"]
+    principal = auth.from_stream_request(request)
+    ends_at = auth.check_streamable(principal)
+    return StreamRequest(order_id, ends_at, _slot_key(principal), principal)
+
+
+def _slot_key(principal: Principal) -> str | None:
+    """Customers' streams count against their account; operators' tools are not capped."""
+    return normalize_salesforce_id(principal.account_id) if principal.is_customer() else None
+
+
+def authorize_stream(asked: StreamRequest, opening: Opening) -> None:
+    admission: Admission = current_app.extensions["stream_admission"]
     try:
-        authorize_read(principal, order_id)
-    except TransientError as exc:  # Salesforce down on an ownership cache miss
+        # A stream waiting on Salesforce lets others open: lookups then pile up into batches.
+        authorize_read(
+            asked.caller, asked.order_id, opening.owner, waiting=admission.stepping_aside
+        )
+    except TransientError as exc:  # Salesforce down on an ownership lookup
         raise TryLater(exc.code) from None
-    return order_id, principal.expires_at
+    if asked.quota_key is not None and opening.slot is False:
+        limit = current_app.config["SSE_MAX_STREAMS_PER_CREDENTIAL"]
+        raise ApiError(
+            429,
+            "TOO_MANY_STREAMS",
+            f"this account already has {limit} open streams; close one first",
+            {"Retry-After": str(_SLOT_RETRY_AFTER)},
+        )
 
 
-bp = OrderEventsBlueprint("stream", __name__, authorize=authorize_stream, url_prefix="/api/orders")
+bp = OrderEventsBlueprint(
+    "stream",
+    __name__,
+    authenticate=authenticate_stream,
+    authorize=authorize_stream,
+    url_prefix="/api/orders",
+)

@@ -82,6 +82,17 @@ class SalesforceGateway:
             activation_status=record.get(s.status_field),
         )
 
+    def get_account_ids(self, order_ids: list[str]) -> dict[str, str | None]:
+        """Each order's AccountId (None for orders Salesforce does not have), in one query:
+        one API call for a whole batch of lookups. `order_ids` are 18-character ids."""
+        soql = format_soql("SELECT Id, AccountId FROM Order WHERE Id IN {}", order_ids)
+        records = _records(self._call("get_account_ids", lambda sf: sf.query_all(soql)))
+        found = {str(r.get("Id")): r.get("AccountId") for r in records}
+        return {
+            order_id: found[order_id] if isinstance(found.get(order_id), str) else None
+            for order_id in order_ids
+        }
+
     def get_account_id(self, order_id: str) -> str | None:
         """The order's AccountId, or None when Salesforce has no such order."""
         try:

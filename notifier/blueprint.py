@@ -12,10 +12,16 @@
    terminal event, answers 204 to a client that already saw it (unless it saw `failed` and
    asks, with `waitForRetry=1`, to wait for an operator retry), and frees a closed client's
    resources without waiting for the order to publish again.
-4. Who may watch is decided before the response starts by the `authorize` callback the app
-   passes in (headers cannot change once streaming has begun).
+4. Who may watch is decided before the response starts, by two callbacks the app passes in
+   (headers cannot change once streaming has begun): `authenticate` checks the credential
+   before anything is read, `authorize` decides on what one round trip read once the stream
+   was subscribed (the order's owner beside its catch-up, and the account's stream slot:
+   see `opening.py`).
 5. When Redis (or whatever `authorize` needs) is down, the answer is a 200 carrying only a
    jittered `retry:`, never a 5xx: browsers give up on an EventSource after a 5xx.
+6. Streams are admitted by the process's `Admission` (see `admission.py`): a burst opens a
+   few at a time instead of all at once, and a process at its limit sheds new streams before
+   checking anything, with a `retry:` spread over a wide window.
 
 Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read back through
 `flask_sse.Message`.
@@ -25,40 +31,58 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from flask import Response, current_app, request
 from flask_sse import ServerSentEventsBlueprint
 
+from .admission import Admission, Overloaded
 from .connection import get_redis
 from .events import UPDATE_EVENT
 from .hub import HubUnavailable, Subscriber, get_hub
 from .liveness import watch
-from .metrics import STREAM_CLOSES, STREAM_OPENS, STREAM_RESUMES, STREAMS_OPEN, STREAMS_REFUSED
-from .publish import publish
-from .sse import retry_frame
-from .stream import (
-    AlreadyFinished,
-    CatchUp,
-    StreamLimits,
-    UnknownOrder,
-    catch_up,
-    end_frame,
-    follow,
+from .metrics import (
+    STREAM_CLOSES,
+    STREAM_OPENS,
+    STREAM_RESUMES,
+    STREAMS_OPEN,
+    STREAMS_REFUSED,
+    STREAMS_SHED,
 )
+from .opening import Opening, read_opening
+from .publish import publish
+from .quota import StreamQuota
+from .sse import EventId, parse_event_id, retry_frame
+from .stream import AlreadyFinished, CatchUp, StreamLimits, catch_up, end_frame, follow
 
 log = logging.getLogger(__name__)
-
-#: authorize(raw order id) -> (normalized order id, credential expiry as a unix time)
-Authorize = Callable[[str], tuple[str, float]]
 
 HEADERS = {
     "Cache-Control": "no-cache, no-store, no-transform",
     "X-Accel-Buffering": "no",
 }
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """A stream someone asked for, their credential checked; nothing read from Redis yet."""
+
+    order_id: str
+    #: When the stream must end (a unix time): its credential's deadline.
+    ends_at: float
+    #: Whose stream slots it takes (a customer account), or None when it is not counted.
+    quota_key: str | None = None
+    #: The caller, as the app knows it (opaque here).
+    caller: Any = None
+
+
+#: authenticate(raw order id) -> the request; raises to refuse (the app's 400/401).
+Authenticate = Callable[[str], StreamRequest]
+#: authorize(request, what was read) -> None; raises to refuse (403/404/429, or TryLater).
+Authorize = Callable[[StreamRequest, Opening], None]
 
 
 class TryLater(Exception):
@@ -68,8 +92,16 @@ class TryLater(Exception):
 class OrderEventsBlueprint(ServerSentEventsBlueprint):
     """flask-sse's blueprint, serving one stream per order through a shared hub."""
 
-    def __init__(self, name: str, import_name: str, authorize: Authorize, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        import_name: str,
+        authenticate: Authenticate,
+        authorize: Authorize,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(name, import_name, **kwargs)
+        self.authenticate = authenticate
         self.authorize = authorize
         self.add_url_rule("/<order_id>/events", endpoint="stream", view_func=self.stream)
 
@@ -81,51 +113,106 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         return publish(order_id, update)
 
     def stream(self, order_id: str) -> Response:
+        admission: Admission = current_app.extensions["stream_admission"]
         try:
-            order_id, expires_at = self.authorize(order_id)
-        except (TryLater, redis.exceptions.RedisError) as exc:
-            return self._retry_later(exc)
-        config = current_app.config
-        last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+            with admission.opening_stream():
+                return self._open(admission, order_id)
+        except Overloaded:
+            # Before any credential is checked: shedding must cost next to nothing.
+            STREAMS_SHED.inc()
+            return _come_back(admission.shed_retry_ms(), "overloaded")
+
+    def _open(self, admission: Admission, raw_order_id: str) -> Response:
+        asked = self.authenticate(raw_order_id)
         sock = request.environ.get("gunicorn.socket")
+        limit = current_app.config["SSE_QUEUE_LIMIT"]
         try:
-            subscriber = get_hub().subscribe(order_id, config["SSE_QUEUE_LIMIT"], sock)
+            # Subscribed before anything is read: nothing published meanwhile is missed.
+            subscriber = get_hub().subscribe(asked.order_id, limit, sock)
         except HubUnavailable as exc:
-            return self._retry_later(exc)
+            return self._retry_later(admission, exc)
+        slot: Opening | None = None
+        resume = _resume_from()
         try:
-            wait_for_retry = request.args.get("waitForRetry") == "1"
-            start = catch_up(order_id, last_event_id, wait_for_retry)
+            slot = opening = self._read(asked, resume)
+            self.authorize(asked, opening)
+            start = catch_up(asked.order_id, opening, resume, _waits_for_retry())
         except AlreadyFinished:
-            get_hub().unsubscribe(subscriber)
+            _abandon(subscriber, slot)
             STREAM_RESUMES.labels("finished").inc()
             return Response(status=204)
-        except UnknownOrder:
-            get_hub().unsubscribe(subscriber)
-            raise  # the app answers 404
-        except redis.exceptions.RedisError as exc:
-            get_hub().unsubscribe(subscriber)
-            return self._retry_later(exc)
-        if last_event_id:
+        except (TryLater, redis.exceptions.RedisError) as exc:
+            _abandon(subscriber, slot)
+            return self._retry_later(admission, exc)
+        except BaseException:
+            _abandon(subscriber, slot)
+            raise
+        return self._serve(admission, asked, subscriber, start, _release_of(opening))
+
+    def _read(self, asked: StreamRequest, resume: EventId | None) -> Opening:
+        quota: StreamQuota = current_app.extensions["stream_quota"]
+        resume_after = "{}-{}".format(*resume) if resume is not None else None
+        return read_opening(asked.order_id, resume_after, quota, asked.quota_key)
+
+    def _serve(
+        self,
+        admission: Admission,
+        asked: StreamRequest,
+        subscriber: Subscriber,
+        start: CatchUp,
+        release: Callable[[], None] | None,
+    ) -> Response:
+        config = current_app.config
+        if _raw_last_event_id():
             STREAM_RESUMES.labels("replay" if start.kind == UPDATE_EVENT else "snapshot").inc()
         heartbeat = float(config["SSE_HEARTBEAT_SECONDS"])
-        stop_watching = watch(sock, subscriber.poke)
-        check_every = None if stop_watching or sock is None else heartbeat / 2
-        limits = StreamLimits(heartbeat, expires_at, check_every)
+        stop_watching = watch(subscriber.sock, subscriber.poke)
+        check_every = None if stop_watching or subscriber.sock is None else heartbeat / 2
+        limits = StreamLimits(heartbeat, asked.ends_at, check_every, admission.reconnect_retry_ms)
         body = _stream_body(subscriber, start, limits, config["SSE_RETRY_MS"])
         response = Response(body, content_type="text/event-stream", headers=HEADERS)
-        response.call_on_close(lambda: _release(subscriber, stop_watching))
+        response.call_on_close(lambda: _release(admission, subscriber, stop_watching, release))
+        admission.opened()
         STREAM_OPENS.inc()
         STREAMS_OPEN.inc()
         return response
 
-    def _retry_later(self, reason: BaseException) -> Response:
+    def _retry_later(self, admission: Admission, reason: BaseException) -> Response:
         """200 with a jittered `retry:` and nothing else: EventSource reconnects after a
         network error or the end of a 200 response, but gives up for good after a 5xx."""
         log.warning("stream deferred: %r", reason)
         STREAMS_REFUSED.inc()
-        delay = int(current_app.config["SSE_RETRY_MS"] * random.uniform(1.0, 2.0))
-        body = retry_frame(delay) + end_frame("unavailable")
-        return Response(body, content_type="text/event-stream", headers=HEADERS)
+        return _come_back(admission.reconnect_retry_ms(), "unavailable")
+
+
+def _raw_last_event_id() -> str | None:
+    return request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+
+
+def _resume_from() -> EventId | None:
+    return parse_event_id(_raw_last_event_id())
+
+
+def _waits_for_retry() -> bool:
+    return request.args.get("waitForRetry") == "1"
+
+
+def _release_of(opening: Opening | None) -> Callable[[], None] | None:
+    slot = opening.slot if opening is not None else None
+    return slot if callable(slot) else None
+
+
+def _abandon(subscriber: Subscriber, opening: Opening | None) -> None:
+    """A stream that will not be served: let go of its subscription and its slot."""
+    get_hub().unsubscribe(subscriber)
+    release = _release_of(opening)
+    if release is not None:
+        release()
+
+
+def _come_back(retry_ms: int, reason: str) -> Response:
+    body = retry_frame(retry_ms) + end_frame(reason)
+    return Response(body, content_type="text/event-stream", headers=HEADERS)
 
 
 def _stream_body(
@@ -135,10 +222,18 @@ def _stream_body(
     return itertools.chain((retry_frame(retry_ms),), follow(subscriber, start, limits))
 
 
-def _release(subscriber: Subscriber, stop_watching: Callable[[], None] | None) -> None:
+def _release(
+    admission: Admission,
+    subscriber: Subscriber,
+    stop_watching: Callable[[], None] | None,
+    release: Callable[[], None] | None,
+) -> None:
     if stop_watching is not None:
         stop_watching()
     get_hub().unsubscribe(subscriber)
+    if release is not None:
+        release()
+    admission.closed()
     # A stream the server cut while writing (the client went away mid-write) has no reason.
     STREAM_CLOSES.labels(subscriber.ended or "client-gone").inc()
     STREAMS_OPEN.dec()

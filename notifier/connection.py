@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -56,12 +57,45 @@ def run_script(
 
     One `Script` per source serves every client: redis-py loads it again on a server that does
     not know it (NOSCRIPT, e.g. after a Redis restart), so no script text travels per call.
+    In a pipeline use `queue_script` instead.
     """
     client = client or get_redis()
+    return _script(source)(keys=keys, args=args, client=client)
+
+
+def queue_script(pipe: Pipeline, source: str, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """Queue the script (EVALSHA) on `pipe`, which `run_pipeline` executes.
+
+    Not redis-py's way (`Script(client=pipe)`): that makes every execute ask SCRIPT EXISTS
+    first, a second round trip per pipeline; here a missing script is loaded only when Redis
+    answers NOSCRIPT (after a restart), and the pipeline runs again."""
+    pipe.execute_command("EVALSHA", _script(source).sha, len(keys), *keys, *args)
+
+
+def run_pipeline(build: Callable[[Pipeline], None], transaction: bool = False) -> list[Any]:
+    """Build a pipeline with `build` and execute it, loading the scripts once if Redis lost
+    them. `build` may run twice: what it queues must be safe to repeat."""
+    client = get_redis()
+    for attempt in range(2):
+        pipe = client.pipeline(transaction=transaction)
+        build(pipe)
+        try:
+            return list(pipe.execute())
+        except redis.exceptions.NoScriptError:
+            if attempt:
+                raise
+            for script in list(_scripts.values()):
+                client.script_load(script.script)
+    raise AssertionError("unreachable")
+
+
+def _script(source: str) -> Script:
     script = _scripts.get(source)
     if script is None:
-        script = _scripts[source] = client.register_script(source)
-    return script(keys=keys, args=args, client=client)
+        with _lock:
+            script = _scripts.get(source) or get_redis().register_script(source)
+            _scripts[source] = script
+    return script
 
 
 def reset_clients() -> None:

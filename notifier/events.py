@@ -226,6 +226,11 @@ def build_snapshot(
     return body
 
 
+def pending_snapshot(order_id: str) -> dict[str, Any]:
+    """The `order.snapshot` body of an order that exists but has no events yet."""
+    return {"orderId": order_id, "stage": None, "status": None, "history": []}
+
+
 def parse_timestamp(value: Any) -> float | None:
     """A payload timestamp as a unix time, or None when it is missing or malformed."""
     if not isinstance(value, str):

@@ -30,6 +30,11 @@ STREAMS_REFUSED = Counter(
     "fulfillment_streams_deferred_total",
     "Connections answered with only a retry: because a dependency was down.",
 )
+STREAMS_SHED = Counter(
+    "fulfillment_streams_shed_total",
+    "Connections turned away (a retry: and nothing else) because the process was at its "
+    "stream limit.",
+)
 EVENTS_DELIVERED = Counter(
     "fulfillment_events_delivered_total",
     "Events written to streams, by type.",

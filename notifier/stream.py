@@ -13,21 +13,27 @@ means nothing is lost or repeated at the seam between replay and live delivery.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .events import SNAPSHOT_EVENT, UPDATE_EVENT, Stage, is_terminal
+from .events import (
+    SNAPSHOT_EVENT,
+    UPDATE_EVENT,
+    Stage,
+    build_snapshot,
+    is_terminal,
+    pending_snapshot,
+)
 from .hub import Frame, Subscriber
 from .liveness import peer_closed
 from .metrics import DELIVERY_SECONDS, EVENTS_DELIVERED, HEARTBEATS
-from .sse import HEARTBEAT, EventId, encode_json, event_frame, parse_event_id
-from .state import read_replay, read_snapshot
+from .opening import Opening
+from .sse import HEARTBEAT, EventId, encode_json, event_frame, parse_event_id, retry_frame
 
 END_EVENT = "stream.end"
-
-
-class UnknownOrder(LookupError):
-    """Raised when the order was never submitted: there is nothing to stream."""
+#: Endings the server causes (not the order, the client or the credential): the browser is
+#: told when to come back, so a whole process's streams do not return at the same instant.
+_SPREAD_ENDINGS = frozenset({"shutdown", "redis-unavailable"})
 
 
 class AlreadyFinished(Exception):
@@ -45,35 +51,41 @@ class CatchUp:
     kind: str = SNAPSHOT_EVENT
 
 
-def catch_up(order_id: str, last_event_id: str | None, wait_for_retry: bool = False) -> CatchUp:
-    """The snapshot, or the events after `last_event_id` when the history still holds it.
+def catch_up(
+    order_id: str, opening: Opening, resume_from: EventId | None, wait_for_retry: bool = False
+) -> CatchUp:
+    """The snapshot, or the events after the client's resume id when the history still held
+    it (`opening.resumed`).
 
     A client that already saw the terminal event gets AlreadyFinished (204), unless that event
     was `failed` and it asked to wait for an operator retry: then nothing is sent yet and the
-    stream stays open for the next run's events.
+    stream stays open for the next run's events. An order with no events yet (the caller was
+    told it exists) gets a snapshot with no stage and no history, and waits for its first.
     """
-    resume_from = parse_event_id(last_event_id)
-    if resume_from is not None and last_event_id is not None:
-        replay = read_replay(order_id, last_event_id.strip())
-        if replay is not None:
-            stage = (replay.current or {}).get("stage")
-            if not replay.entries and is_terminal(stage):
-                if wait_for_retry and stage == Stage.FAILED:
-                    return CatchUp([], resume_from, False, UPDATE_EVENT)
-                raise AlreadyFinished(order_id)
-            frames = [
-                event_frame(UPDATE_EVENT, entry_id, encode_json(payload))
-                for entry_id, payload in replay.entries
-            ]
-            last = parse_event_id(replay.entries[-1][0]) if replay.entries else resume_from
-            finished = any(is_terminal(p.get("stage")) for _, p in replay.entries)
-            return CatchUp(frames, last, finished, UPDATE_EVENT)
-    snapshot = read_snapshot(order_id)
-    if snapshot is None:
-        raise UnknownOrder(order_id)
-    frame = event_frame(SNAPSHOT_EVENT, snapshot.event_id, encode_json(snapshot.body))
-    finished = is_terminal(snapshot.body.get("stage"))
-    return CatchUp([frame], parse_event_id(snapshot.event_id), finished)
+    if opening.resumed and resume_from is not None:
+        return _replay(order_id, opening, resume_from, wait_for_retry)
+    if opening.current is None:
+        frame = event_frame(SNAPSHOT_EVENT, None, encode_json(pending_snapshot(order_id)))
+        return CatchUp([frame], None, False)
+    body = build_snapshot(opening.current, [payload for _, payload in opening.entries])
+    frame = event_frame(SNAPSHOT_EVENT, opening.event_id, encode_json(body))
+    finished = is_terminal(opening.current.get("stage"))
+    return CatchUp([frame], parse_event_id(opening.event_id), finished)
+
+
+def _replay(order_id: str, opening: Opening, resume_from: EventId, wait_for_retry: bool) -> CatchUp:
+    stage = (opening.current or {}).get("stage")
+    if not opening.entries and is_terminal(stage):
+        if wait_for_retry and stage == Stage.FAILED:
+            return CatchUp([], resume_from, False, UPDATE_EVENT)
+        raise AlreadyFinished(order_id)
+    frames = [
+        event_frame(UPDATE_EVENT, entry_id, encode_json(payload))
+        for entry_id, payload in opening.entries
+    ]
+    last = parse_event_id(opening.entries[-1][0]) if opening.entries else resume_from
+    finished = any(is_terminal(p.get("stage")) for _, p in opening.entries)
+    return CatchUp(frames, last, finished, UPDATE_EVENT)
 
 
 def end_frame(reason: str) -> bytes:
@@ -83,9 +95,12 @@ def end_frame(reason: str) -> bytes:
 @dataclass(frozen=True)
 class StreamLimits:
     heartbeat: float
+    #: When the credential's stream must end (a unix time).
     expires_at: float
     #: Without a socket watcher, how often to look at the client's socket.
     check_every: float | None
+    #: The `retry:` (ms) for a browser whose stream the server ends (shutdown, Redis lost).
+    reconnect_retry_ms: Callable[[], int] | None = None
 
 
 def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iterator[bytes]:
@@ -124,7 +139,7 @@ def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iter
             return
         if subscriber.ended:
             if subscriber.ended != "slow-client":  # its socket is already shut
-                yield _end_frame(subscriber.ended)
+                yield _end_frame(subscriber.ended, limits)
             return
         if time.monotonic() - quiet_since >= limits.heartbeat:
             yield HEARTBEAT
@@ -153,8 +168,10 @@ def _delivered(written: list[Frame]) -> None:
         DELIVERY_SECONDS.observe(max(0.0, time.time() - written[0].published_at))
 
 
-def _end_frame(reason: str) -> bytes:
+def _end_frame(reason: str, limits: StreamLimits | None = None) -> bytes:
     EVENTS_DELIVERED.labels(END_EVENT).inc()
+    if limits is not None and limits.reconnect_retry_ms and reason in _SPREAD_ENDINGS:
+        return retry_frame(limits.reconnect_retry_ms()) + end_frame(reason)
     return end_frame(reason)
 
 

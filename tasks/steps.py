@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from integrations import IntegrationError, OrderRecord, PermanentError, WhmcsOrder
-from notifier import IllegalTransition, Stage, current_state, is_terminal, publish
+from notifier import IllegalTransition, Stage, current_state, is_terminal, owners, publish
+from notifier.order_ids import normalize_salesforce_id
 
 from . import gateways, leases, ledger
 from .crashpoints import crashpoint
@@ -105,6 +106,9 @@ def _load_context(order_id: str) -> tuple[OrderRecord, ledger.OrderContext]:
     """Read the order, its WHMCS client and products from Salesforce into the ledger."""
     salesforce = gateways.salesforce()
     order = salesforce.get_order(order_id)
+    account = normalize_salesforce_id(order.account_id)
+    if account:  # the trigger may not have known it (Salesforce was down): streams need it
+        owners.record_owner(order_id, account)
     if order.client_id is None:
         raise PermanentError(
             "WHMCS_CLIENT_MISSING",

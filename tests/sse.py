@@ -149,6 +149,13 @@ class SSEConnection:
                 return True
         return False
 
+    def body(self) -> bytes:
+        """The whole body of a response that is not a stream (an error's JSON, say)."""
+        length = int(self.headers.get("content-length", "0"))
+        while len(self._raw) < length:
+            self._recv()
+        return self._raw[:length]
+
     def close(self) -> None:
         self.sock.close()
 

@@ -167,12 +167,18 @@ def test_unknown_orders_are_404(client, tokens, sandbox_client, redis_client):
     missing = normalize_order_id("801000000000404")
     customer = tokens.headers(tokens.customer(sandbox_client.create_order()["accountId"]))
     assert_error(client.get(f"/api/orders/{missing}", headers=customer), 404, "ORDER_NOT_FOUND")
-    # Known to Salesforce but never submitted: also 404, for the service too.
-    fresh = sandbox_client.create_order()
     service = tokens.headers(tokens.service())
-    assert_error(
-        client.get(f"/api/orders/{fresh['orderId']}", headers=service), 404, "ORDER_NOT_FOUND"
-    )
+    assert_error(client.get(f"/api/orders/{missing}", headers=service), 404, "ORDER_NOT_FOUND")
+
+
+def test_orders_not_started_yet_answer_an_empty_snapshot(client, tokens, sandbox_client):
+    # Known to Salesforce but never submitted: the owner and the service both see it waiting.
+    fresh = sandbox_client.create_order()
+    pending = {"orderId": fresh["orderId"], "stage": None, "status": None, "history": []}
+    for token in (tokens.customer(fresh["accountId"]), tokens.service()):
+        response = client.get(f"/api/orders/{fresh['orderId']}", headers=tokens.headers(token))
+        assert response.status_code == 200
+        assert response.json == pending
 
 
 def test_tokens_never_appear_in_error_messages(client, tokens, order, caplog):

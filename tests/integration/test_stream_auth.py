@@ -101,7 +101,8 @@ def test_refusals(app, client, tokens, order, sandbox_client, case, status, code
         )
         url += f"?ticket={ticket.json['ticket']}"
     elif case == "no-account-no-scope":
-        headers = bearer(jwt.encode({"sub": "u", "exp": 2**31}, app.config["JWT_SECRET"]))
+        no_account = {"sub": "u", "exp": int(time.time()) + 300}
+        headers = bearer(jwt.encode(no_account, app.config["JWT_SECRET"]))
 
     got, body = get_stream(client, url, headers=headers)
 
@@ -129,12 +130,14 @@ def test_bad_order_ids_are_400_before_anything_else(client, tokens):
     assert (status, body["error"]["code"]) == (400, "INVALID_ORDER_ID")
 
 
-def test_an_order_never_submitted_is_404(client, tokens, sandbox_client, redis_client):
-    fresh = sandbox_client.create_order()
-    status, body = get_stream(
-        client, stream_url(fresh["orderId"]), headers=bearer(tokens.service())
-    )
-    assert (status, body["error"]["code"]) == (404, "ORDER_NOT_FOUND")
+def test_an_order_salesforce_does_not_know_is_404(client, tokens, sandbox_client, redis_client):
+    from notifier import normalize_order_id
+
+    missing = normalize_order_id("801000000000405")
+    account = sandbox_client.create_order()["accountId"]
+    for token in (tokens.service(), tokens.customer(account)):
+        status, body = get_stream(client, stream_url(missing), headers=bearer(token))
+        assert (status, body["error"]["code"]) == (404, "ORDER_NOT_FOUND")
 
 
 def test_ownership_is_looked_up_in_salesforce_once(app, client, tokens, order):

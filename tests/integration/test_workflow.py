@@ -212,6 +212,10 @@ def test_malformed_vendor_answers_never_leave_an_order_stuck(
     client, tokens, sandbox_client, system, action, mode, ending, code
 ):
     order = sandbox_client.create_order()
+    # Seen once before (its owner recorded), so the trigger asks Salesforce nothing and the
+    # fault meets the pipeline's own read.
+    seen = client.get(f"/api/orders/{order['orderId']}", headers=tokens.headers(tokens.service()))
+    assert seen.status_code == 200
     sandbox_client.fault(system, action, mode=mode, times=1)
 
     trigger(client, tokens, order["orderId"])

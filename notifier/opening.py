@@ -1,0 +1,106 @@
+"""What a new stream reads from Redis, in one round trip, once it is subscribed.
+
+Opening a stream needs three answers: who owns the order (to authorize the caller), what to
+send first (the snapshot, or the events after the client's `Last-Event-ID`), and, for a
+customer, whether the account has a stream slot left. They used to be three round trips;
+in a reconnect storm those round trips were most of a stream's cost. One script reads the
+order's side atomically (owner, state and history share the order's hash tag, so it is one
+slot in a cluster too), and the slot is asked for in the same pipeline.
+
+The stream is subscribed before this read, so nothing published after it can be missed; the
+live frames at or below the last id read are dropped (see `stream.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.client import Pipeline
+
+from . import keys, owners
+from .connection import queue_script, run_pipeline
+from .owners import OwnerRecord
+from .quota import Attempt, Release, StreamQuota
+
+# KEYS[1] the order's state hash, KEYS[2] its history stream, KEYS[3] its "unknown" marker.
+# ARGV[1] the event id to resume after, or '' for a snapshot.
+# Returns {owner, unknown (0/1), payload, lastEventId, resumed (0/1), entries}: entries are
+# the events after ARGV[1] when the history still holds it (resumed = 1), else all of them.
+_OPENING_LUA = """
+local state = redis.call('HMGET', KEYS[1], 'owner', 'payload', 'lastEventId')
+local unknown = redis.call('EXISTS', KEYS[3])
+local resumed = 0
+local entries
+if ARGV[1] ~= '' and #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1], 'COUNT', 1) == 1 then
+  resumed = 1
+  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')
+else
+  entries = redis.call('XRANGE', KEYS[2], '-', '+')
+end
+return {state[1] or '', unknown, state[2] or '', state[3] or '', resumed, entries}
+"""
+
+
+@dataclass(frozen=True)
+class Opening:
+    """Everything a new stream read: its order's owner, state and catch-up, and its slot."""
+
+    owner: OwnerRecord
+    #: The order's last published payload (None: nothing published yet).
+    current: dict[str, Any] | None
+    #: The id of that payload's event.
+    event_id: str | None
+    #: True when `entries` are the events after the client's resume id (the history still
+    #: held it); False when they are the whole history (a snapshot is due).
+    resumed: bool
+    entries: list[tuple[str, dict[str, Any]]]
+    #: The account's stream slot: None when not counted, False when none was left.
+    slot: Release | bool | None = None
+
+
+def read_opening(
+    order_id: str,
+    resume_after: str | None,
+    quota: StreamQuota | None = None,
+    quota_key: str | None = None,
+) -> Opening:
+    """Read the order's side (and ask for a stream slot under `quota_key`) in one trip."""
+    attempts: list[Attempt] = []
+
+    def build(pipe: Pipeline) -> None:
+        order_keys = [keys.state_key(order_id), keys.history_key(order_id)]
+        order_keys.append(owners.unknown_key(order_id))
+        queue_script(pipe, _OPENING_LUA, order_keys, [resume_after or ""])
+        if quota is not None and quota_key is not None:
+            attempts[:] = [quota.queue_acquire(pipe, quota_key)]
+
+    try:
+        replies = run_pipeline(build)
+    except BaseException:
+        for attempt in attempts:
+            attempt.settle(None)  # forget the slot counted here
+        raise
+    slot: Release | bool | None = None
+    if attempts:
+        slot = attempts[0].settle(replies[1] if attempts[0].queued else None) or False
+    return _decode(replies[0], slot)
+
+
+def _decode(reply: list[Any], slot: Release | bool | None) -> Opening:
+    owner, unknown, payload, event_id, resumed, entries = reply
+    return Opening(
+        owner=OwnerRecord(account_id=owner or None, unknown=bool(unknown), submitted=bool(payload)),
+        current=json.loads(payload) if payload else None,
+        event_id=event_id or None,
+        resumed=bool(resumed),
+        entries=[(entry_id, _data(fields)) for entry_id, fields in entries],
+        slot=slot,
+    )
+
+
+def _data(fields: list[str]) -> dict[str, Any]:
+    """A history entry's payload (`data` field; Lua hands the fields back as a flat list)."""
+    pairs = dict(zip(fields[::2], fields[1::2], strict=True))
+    return dict(json.loads(pairs["data"]))

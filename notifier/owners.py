@@ -1,0 +1,98 @@
+"""Who owns an order: its Salesforce AccountId, kept beside the order's state in Redis.
+
+Whatever brings an order into the pipeline (the trigger, the activation step's read of the
+order) records its account with `record_owner`, in the order's state hash, so it lives as long
+as the order's state and history do: streams and reads of a submitted order never ask
+Salesforce who owns it. For an order not submitted yet, the web's lookup records the answer the
+same way (with a shorter lifetime), and `record_unknown` remembers briefly that Salesforce has
+no such order, so a bogus id costs one call per interval, not one per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.client import Pipeline
+
+from . import keys
+from .connection import get_redis, queue_script, run_pipeline, run_script
+
+# KEYS[1] the order's state hash. ARGV[1] the account id; ARGV[2] the lifetime, in seconds, to
+# give a hash that holds no published state yet (0: leave it without one). A hash that holds
+# state keeps the lifetime its last publish gave it.
+_RECORD_LUA = """
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if redis.call('HEXISTS', KEYS[1], 'payload') == 0 and tonumber(ARGV[2]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+"""
+
+
+@dataclass(frozen=True)
+class OwnerRecord:
+    """What Redis knows of an order's owner, read in one round trip."""
+
+    #: The 18-character AccountId, when recorded.
+    account_id: str | None
+    #: Salesforce said recently that it has no such order.
+    unknown: bool
+    #: The pipeline has published state for the order (so it exists).
+    submitted: bool
+
+
+#: Replies `queue_read` adds to a pipeline.
+READ_REPLIES = 2
+
+
+def read_owner(order_id: str) -> OwnerRecord:
+    pipe = get_redis().pipeline(transaction=False)
+    queue_read(pipe, order_id)
+    return owner_record(pipe.execute())
+
+
+def queue_read(pipe: Pipeline, order_id: str) -> None:
+    """Queue the reads of `read_owner` on `pipe` (READ_REPLIES replies, for `owner_record`)."""
+    pipe.hmget(keys.state_key(order_id), ["owner", "payload"])
+    pipe.exists(unknown_key(order_id))
+
+
+def owner_record(replies: list[Any]) -> OwnerRecord:
+    (owner, payload), unknown = replies
+    return OwnerRecord(account_id=owner or None, unknown=bool(unknown), submitted=bool(payload))
+
+
+def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
+    """Record the order's account. `ttl_seconds` applies only while the order has no state."""
+    run_script(_RECORD_LUA, [keys.state_key(order_id)], [account_id, int(ttl_seconds)])
+
+
+def record_unknown(order_id: str, ttl_seconds: int) -> None:
+    """Remember for `ttl_seconds` that Salesforce has no such order."""
+    get_redis().set(unknown_key(order_id), "1", ex=max(1, int(ttl_seconds)))
+
+
+def forget_unknown(order_id: str) -> None:
+    """Drop a remembered "no such order" (an order being submitted must be asked about)."""
+    get_redis().delete(unknown_key(order_id))
+
+
+def record_answers(
+    answers: dict[str, str | None], ttl_seconds: int, unknown_ttl_seconds: int
+) -> None:
+    """Record a batch of lookups (an AccountId, or None for "no such order") in one trip."""
+
+    def build(pipe: Pipeline) -> None:
+        for order_id, account_id in answers.items():
+            if account_id:
+                args = [account_id, int(ttl_seconds)]
+                queue_script(pipe, _RECORD_LUA, [keys.state_key(order_id)], args)
+            else:
+                pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))
+
+    run_pipeline(build)
+
+
+def unknown_key(order_id: str) -> str:
+    """The marker that Salesforce recently said it has no such order."""
+    return keys.order_key(order_id, "unknown")

@@ -1,0 +1,152 @@
+"""At most N open streams per key (a customer account), across every web process.
+
+Each key is a Redis sorted set of the streams open under it, scored by when their lease ends
+(Redis's clock, so hosts with skewed clocks agree). A process renews the leases of its own
+streams every third of a lease in one pipeline, so a stream of a process that died stops
+counting within `lease_seconds`; a closed stream is removed at once. The process also counts
+its own streams, so a key already at its limit here is refused without asking Redis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from redis.client import Pipeline
+
+from . import keys
+from .connection import get_redis, queue_script, run_pipeline
+
+log = logging.getLogger(__name__)
+
+# KEYS[1] the key's set of streams (member: "<process>:<n>", score: lease end, ms).
+# ARGV[1] the new member, ARGV[2] the limit, ARGV[3] the lease in ms. Returns 1 if taken.
+_ACQUIRE_LUA = """
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now_ms + ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+# KEYS[1] the key's set. ARGV[1] the lease in ms, ARGV[2..] members this process holds.
+_RENEW_LUA = """
+local now = redis.call('TIME')
+local until_ms = now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[1]
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+"""
+
+Release = Callable[[], None]
+
+
+class StreamQuota:
+    """Counts open streams per key; `acquire` refuses the newest beyond `limit`."""
+
+    def __init__(self, limit: int, lease_seconds: float = 60.0) -> None:
+        self.limit = limit
+        self.lease_ms = int(lease_seconds * 1000)
+        self._process = uuid.uuid4().hex[:12]
+        self._numbers = itertools.count()
+        self._lock = threading.Lock()
+        self._held: dict[str, set[str]] = {}
+        self._renewer: threading.Thread | None = None
+
+    def acquire(self, key: str) -> Release | None:
+        """A release function for one more stream under `key`, or None at the limit."""
+        attempts: list[Attempt] = []
+
+        def build(pipe: Pipeline) -> None:
+            attempts[:] = [self.queue_acquire(pipe, key)]
+
+        try:
+            replies = run_pipeline(build)
+        except BaseException:
+            for attempt in attempts:
+                attempt.settle(None)  # forget the slot counted here
+            raise
+        return attempts[0].settle(replies[0] if attempts[0].queued else None)
+
+    def queue_acquire(self, pipe: Pipeline, key: str) -> Attempt:
+        """Queue the request for a slot on `pipe` (nothing is queued when this process alone
+        already holds the limit); `Attempt.settle` with its reply tells the outcome."""
+        with self._lock:
+            if len(self._held.get(key, ())) >= self.limit:
+                return Attempt(self, key, None)
+            member = f"{self._process}:{next(self._numbers)}"
+            self._held.setdefault(key, set()).add(member)  # counted here before Redis answers
+        queue_script(pipe, _ACQUIRE_LUA, [_set_key(key)], [member, self.limit, self.lease_ms])
+        return Attempt(self, key, member)
+
+    def _release(self, key: str, member: str) -> None:
+        if self._forget(key, member):
+            get_redis().zrem(_set_key(key), member)
+
+    def _forget(self, key: str, member: str) -> bool:
+        with self._lock:
+            members = self._held.get(key)
+            if members is None or member not in members:
+                return False
+            members.discard(member)
+            if not members:
+                del self._held[key]
+            return True
+
+    def _start_renewer(self) -> None:
+        with self._lock:
+            if self._renewer is None:
+                self._renewer = threading.Thread(target=self._renew_loop, daemon=True)
+                self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while True:
+            time.sleep(self.lease_ms / 3000)
+            try:
+                self.renew()
+            except Exception as exc:  # Redis away: leases run down, streams end anyway
+                log.warning("stream quota renewal failed: %r", exc)
+
+    def renew(self) -> None:
+        """Extend the lease of every stream this process holds, in one pipeline."""
+        with self._lock:
+            held = {key: sorted(members) for key, members in self._held.items()}
+        if not held:
+            return
+
+        def build(pipe: Pipeline) -> None:
+            for key, members in held.items():
+                queue_script(pipe, _RENEW_LUA, [_set_key(key)], [self.lease_ms, *members])
+
+        run_pipeline(build)
+
+
+class Attempt:
+    """A queued request for a stream slot, settled by its reply."""
+
+    def __init__(self, quota: StreamQuota, key: str, member: str | None) -> None:
+        self.quota, self.key, self.member = quota, key, member
+
+    @property
+    def queued(self) -> bool:
+        return self.member is not None
+
+    def settle(self, reply: object) -> Release | None:
+        """The slot's release function, or None when there was none left (or the request
+        failed: a Redis error comes back as the reply of a non-raising pipeline)."""
+        if self.member is None:
+            return None
+        member = self.member
+        if reply != 1:
+            self.quota._forget(self.key, member)
+            return None
+        self.quota._start_renewer()
+        return lambda: self.quota._release(self.key, member)
+
+
+def _set_key(key: str) -> str:
+    return f"{keys.namespace()}:streams:{{{key}}}"
