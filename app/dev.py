@@ -73,11 +73,21 @@ def home() -> str:
 def sign_in() -> Response:
     ttl = SESSION_HOURS * 3600
     token = mint_token(current_app.config, account_id=DEMO_ACCOUNT, scope=None, ttl=ttl)
-    response = redirect(request.form.get("next") or url_for("dev.home"), code=303)
+    response = redirect(_local_path(request.form.get("next")) or url_for("dev.home"), code=303)
     response.set_cookie(
         "access_token", token, max_age=ttl, httponly=True, samesite="Lax", secure=request.is_secure
     )
     return response
+
+
+def _local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None: never an open redirect (`//host`,
+    `/\\host`, a scheme) and never a header injection (control characters)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target) or "\\" in target:
+        return None
+    return target
 
 
 @bp.post("/dev/sign-out")

@@ -13,6 +13,7 @@ from typing import Any
 
 HEARTBEAT = b": heartbeat\n\n"
 _EVENT_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
+_U64_MAX = 2**64 - 1
 
 EventId = tuple[int, int]
 
@@ -34,10 +35,15 @@ def event_frame(event_type: str, event_id: str | None, data_json: str) -> bytes:
 
 
 def parse_event_id(value: str | None) -> EventId | None:
-    """A Redis Stream entry id (`<ms>-<seq>`) as a comparable pair, or None if malformed."""
+    """A Redis Stream entry id (`<ms>-<seq>`) as a comparable pair, or None if malformed or
+    out of range (each part is an unsigned 64-bit number, and nothing can follow the largest
+    id: Redis refuses both)."""
     if not value:
         return None
     match = _EVENT_ID.fullmatch(value.strip())
     if match is None:
         return None
-    return int(match.group(1)), int(match.group(2))
+    ms, seq = int(match.group(1)), int(match.group(2))
+    if ms > _U64_MAX or seq > _U64_MAX or ms == seq == _U64_MAX:
+        return None
+    return ms, seq

@@ -61,7 +61,7 @@ def _access_fields(atoms: dict[str, Any]) -> dict[str, Any]:
     # gunicorn's atoms: m method, U path without query, s status, B bytes, M ms, h remote.
     return {
         "method": atoms.get("m"),
-        "path": atoms.get("U"),
+        "path": redact(str(atoms.get("U") or "")),  # a token pasted into a path, say
         "status": int(atoms.get("s") or 0),
         "bytes": atoms.get("B"),
         "duration_ms": atoms.get("M"),

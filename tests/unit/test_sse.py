@@ -36,6 +36,10 @@ def test_frames_use_field_colon_space_and_one_data_line() -> None:
         ("", None),
         (None, None),
         ("9" * 40 + "-0", None),
+        (f"{2**64 - 1}-0", (2**64 - 1, 0)),
+        (f"{2**64}-0", None),  # beyond what Redis accepts: a fresh snapshot, not an error
+        (f"0-{2**64}", None),
+        (f"{2**64 - 1}-{2**64 - 1}", None),  # nothing can come after it
     ],
 )
 def test_event_ids_parse_to_comparable_pairs(value, expected) -> None:
