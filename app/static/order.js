@@ -3,7 +3,9 @@
 // No polling: the snapshot sent on connect gives the state, each order.update moves it on.
 // The browser's EventSource reconnects by itself (sending Last-Event-ID, so nothing is lost
 // or repeated); we step in only when it gives up (an HTTP error) or when the credential
-// expired, and then reconnect with a fresh ticket and ?lastEventId=.
+// expired, and then reconnect with a fresh ticket and ?lastEventId=. Every reconnect of ours
+// waits a jittered, capped, growing delay, so a page that keeps failing never hammers the
+// server; the delay starts over once a stream has stayed up for a while.
 (function () {
   "use strict";
 
@@ -32,7 +34,11 @@
   window.orderPage = page;
 
   let source = null;
-  let backoff = 1000;
+  let failures = 0; // reconnects in a row that did not lead to a stream staying up
+  let healthyTimer = null;
+  const BACKOFF_BASE_MS = 1000;
+  const BACKOFF_CAP_MS = 60000;
+  const HEALTHY_AFTER_MS = 10000;
 
   // --- connecting -----------------------------------------------------------------------
 
@@ -51,6 +57,7 @@
         headers: bearerHeaders(),
       });
       if (response.status === 401 || response.status === 403) throw new SignedOut();
+      if (response.status === 404) throw new NotFound();
       if (!response.ok) throw new Error("ticket: HTTP " + response.status);
       params.set("ticket", (await response.json()).ticket);
     }
@@ -61,6 +68,7 @@
   }
 
   function SignedOut() {}
+  function NotFound() {}
 
   async function connect() {
     if (page.finished) return;
@@ -69,13 +77,17 @@
       url = await streamUrl();
     } catch (error) {
       if (error instanceof SignedOut) return showSignedOut();
+      if (error instanceof NotFound) return showNotFound();
       return retryLater();
     }
     page.connections += 1;
     source = new EventSource(url, { withCredentials: true });
     source.onopen = () => {
-      backoff = 1000;
       showConnection(null);
+      // Only a stream that stays up resets the backoff: one that opens and ends at once
+      // (an expiring credential, a refusal) must not become a loop.
+      window.clearTimeout(healthyTimer);
+      healthyTimer = window.setTimeout(() => { failures = 0; }, HEALTHY_AFTER_MS);
     };
     source.addEventListener("order.snapshot", onSnapshot);
     source.addEventListener("order.update", onUpdate);
@@ -95,15 +107,26 @@
 
   async function probeSession() {
     // With a cookie, a refusal usually means the session ended; ask once to tell.
-    const response = await fetch(api + "/stream-ticket", { method: "POST", credentials: "same-origin" });
-    if (response.status === 401 || response.status === 403) return showSignedOut();
+    try {
+      const response = await fetch(api + "/stream-ticket", { method: "POST", credentials: "same-origin" });
+      if (response.status === 401 || response.status === 403) return showSignedOut();
+      if (response.status === 404) return showNotFound();
+    } catch (error) {
+      // offline, or the server is down: just try again later
+    }
     retryLater();
   }
 
   function retryLater() {
     showConnection("Reconnecting…");
-    window.setTimeout(connect, backoff);
-    backoff = Math.min(backoff * 2, 30000);
+    window.setTimeout(connect, nextDelay());
+  }
+
+  function nextDelay() {
+    // Exponential, capped, with "equal jitter": pages that failed together retry apart.
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** failures);
+    failures += 1;
+    return ceiling / 2 + Math.random() * (ceiling / 2);
   }
 
   function onStreamEnd(message) {
@@ -112,7 +135,7 @@
     source.close();
     source = null;
     if (useCookie) return showSignedOut();
-    connect(); // a fresh ticket, resuming after the last event seen
+    retryLater(); // a fresh ticket, resuming after the last event seen
   }
 
   // --- events ---------------------------------------------------------------------------
@@ -158,7 +181,7 @@
 
   function render() {
     const current = page.events[page.events.length - 1];
-    if (!current) return;
+    if (!current) return showPlaced();
     const run = current.run || 1;
     const mine = page.events.filter((e) => (e.run || 1) === run);
     // Steps an earlier run got through stay done: a retried run resumes where it failed.
@@ -255,6 +278,18 @@
   function showConnection(text) {
     els.connection.hidden = !text;
     els.connection.textContent = text || "";
+  }
+
+  function showPlaced() {
+    // Salesforce has the order; fulfillment has not started. The stream stays open and the
+    // first step arrives on it: nothing to retry, nothing to poll.
+    els.current.textContent = "Order placed: waiting for fulfillment to start";
+  }
+
+  function showNotFound() {
+    page.finished = true;
+    showConnection(null);
+    els.current.textContent = "We could not find this order";
   }
 
   function showSignedOut() {

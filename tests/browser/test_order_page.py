@@ -186,3 +186,55 @@ def test_a_page_left_open_on_a_failed_order_follows_an_operator_retry(context, s
     assert page.inner_text("#current") == "Completed: your service is active"
     assert page_stages(page) == history_stages(order_id)
     assert page.evaluate("window.orderPage.events.at(-1).run") == 2
+
+
+def test_an_order_not_started_yet_waits_on_the_open_stream(context, site, tokens, sandbox_client):
+    import requests
+
+    from app.dev import DEMO_ACCOUNT
+
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(f"{r.method} {r.url}"))
+    sign_in(page, site)
+    order_id = sandbox_client.create_order(account_id=DEMO_ACCOUNT)["orderId"]  # not submitted
+    page.goto(f"{site.url}/orders/{order_id}")
+    page.wait_for_function(
+        "document.getElementById('current').textContent.startsWith('Order placed')"
+    )
+    assert page.evaluate("window.orderPage.connections") == 1
+
+    queued = requests.post(
+        f"{site.url}/api/orders/{order_id}/fulfill",
+        headers=tokens.headers(tokens.service()),
+        timeout=10,
+    )
+    assert queued.status_code == 202
+    wait_for_result(page)
+    # The first step arrived on the stream opened while waiting: no retry, no poll.
+    assert page.evaluate("window.orderPage.connections") == 1
+    assert sum("/events" in request for request in asked) == 1
+    assert page.evaluate("window.__intervals") == 0
+    assert page_stages(page) == history_stages(order_id)
+
+
+def test_a_token_past_its_expiry_asks_for_one_ticket_and_says_so(browser, site, tokens, order):
+    import time
+
+    import jwt
+
+    ctx = browser.new_context()
+    now = int(time.time())
+    claims = {"sub": "u", "account_id": order["accountId"], "iat": now - 600, "exp": now - 5}
+    lapsed = jwt.encode(claims, tokens.settings["JWT_SECRET"])  # inside the 30 s leeway
+    ctx.add_init_script(f"window.sessionStorage.setItem('access_token', '{lapsed}')")
+    page = ctx.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    page.goto(f"{site.url}/orders/{order['orderId']}")
+
+    page.wait_for_selector("#signed-out", state="visible")
+    page.wait_for_timeout(3000)  # long enough for a looping page to have asked again
+    assert sum(url.endswith("/stream-ticket") for url in asked) == 1
+    assert not any("/events" in url for url in asked)
+    ctx.close()
