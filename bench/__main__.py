@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [--scenario S] [--streams N] [--orders N] [--quick]`.
+"""`make bench` / `python -m bench [--scenario S] [--quick] [--streams N] [--storm-streams N] ...`.
 
 Runs each scenario in one invocation, ours beside stock flask-sse where there is a stock side,
 prints one JSON line per scenario, writes bench/results/<scenario>.json (machine, versions,
@@ -17,7 +17,7 @@ from typing import Any
 from .environment import machine, private_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "leak", "pipeline")
+SCENARIOS = ("fanout", "leak", "pipeline", "storm")
 
 
 def main() -> None:
@@ -26,10 +26,11 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=10_000, help="fanout streams")
     parser.add_argument("--leak-streams", type=int, default=2_000)
     parser.add_argument("--orders", type=int, default=1_000, help="pipeline orders per latency")
+    parser.add_argument("--storm-streams", type=int, default=10_000, help="storm streams")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     if args.quick:
-        args.streams, args.leak_streams, args.orders = 1_000, 300, 100
+        args.streams, args.leak_streams, args.orders, args.storm_streams = 1_000, 300, 100, 1_000
     for scenario in args.scenario or SCENARIOS:
         result = run(scenario, args)
         print(json.dumps(result), flush=True)
@@ -51,6 +52,10 @@ def run(scenario: str, args: argparse.Namespace) -> dict[str, Any]:
             from . import leak
 
             figures = leak.run(streams=args.leak_streams)
+        elif scenario == "storm":
+            from . import storm
+
+            figures = storm.run(streams=args.storm_streams)
         else:
             from . import pipeline
 

@@ -1,18 +1,27 @@
-"""What a benchmark runs on and against: a private Redis, this machine, these versions."""
+"""What a benchmark runs on and against: a private Redis and, when a scenario needs Salesforce
+and WHMCS, a private sandbox beside it; this machine, these versions."""
 
 from __future__ import annotations
 
 import os
 import platform
 import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from sandbox.redis_server import RedisServer, find_binary
+import requests
+
+from sandbox.client import SandboxClient
+from sandbox.redis_server import RedisServer, find_binary, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PACKAGES = ("flask", "flask-sse", "gunicorn", "gevent", "redis", "celery", "kombu", "requests")
 
@@ -37,6 +46,42 @@ def private_stack() -> Iterator[RedisServer]:
         os.environ.clear()
         os.environ.update(saved)
         server.stop()
+
+
+@contextmanager
+def private_sandbox() -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m sandbox` on free ports, in the private stack's sandbox directory. Call it
+    inside `private_stack`: the ports go into this process's environment, so every web and
+    worker process started afterwards talks to this sandbox (and the stack restores it)."""
+    os.environ.update(SANDBOX_SALESFORCE_PORT=str(free_port()), SANDBOX_WHMCS_PORT=str(free_port()))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox"], cwd=ROOT, env=dict(os.environ),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_sandbox(process)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_sandbox(process: subprocess.Popen[bytes]) -> None:
+    client = SandboxClient.from_environment()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            client.clear_faults()
+            return
+        except (requests.RequestException, OSError):
+            time.sleep(0.2)
+    raise RuntimeError("the sandbox did not start")
 
 
 def machine() -> dict[str, Any]:

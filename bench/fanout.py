@@ -2,6 +2,12 @@
 gets a burst of 5 lifecycle events. Ours and stock flask-sse, side by side, same Redis, same
 client, same gunicorn settings.
 
+Our streams are a customer's: every order has an account of its own, and both its streams
+carry that account's customer token, so each goes through the ownership check. The orders are
+submitted: their SETUP events are published and then their owner recorded
+(`notifier.owners.record_owner`), as the HTTP trigger does, so a stream needs no Salesforce
+call (no sandbox runs here). Stock flask-sse has no authentication.
+
 Figures per side: delivered fraction, publish-to-client latency (from the payload timestamp,
 which the publisher stamps) p50/p99/max, time to connect every stream, Redis connections the
 web process holds, resident memory per stream.
@@ -15,14 +21,13 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from app.auth import mint_token
-from app.config import load_settings
 from notifier.connection import get_redis, redis_url
 from notifier.events import parse_timestamp
+from notifier.owners import record_owner
 from tests.sse import WebProcess, start_web
 
 from .loadgen import Stream, close_all, new_event_loop, open_many, raise_fd_limit
-from .orders import new_order_ids
+from .orders import customer_headers, new_account_ids, new_order_ids
 from .percentiles import in_milliseconds
 from .profile import profiled
 from .publisher import BURST, SETUP, publish_burst, publish_burst_in_processes, stock_channel
@@ -33,7 +38,8 @@ APPS = {"ours": "app:create_app()", "stock": "bench.baseline_app:create_app()"}
 def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
     limits = raise_fd_limit(streams * 2 + 2_000)
     orders = new_order_ids(max(1, streams // per_order))
-    sides = {side: measure(side, orders, streams) for side in ("ours", "stock")}
+    owners = dict(zip(orders, new_account_ids(len(orders)), strict=True))
+    sides = {side: measure(side, owners, streams) for side in ("ours", "stock")}
     return {
         "parameters": {
             "streams": streams,
@@ -48,23 +54,31 @@ def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
     }
 
 
-def measure(side: str, orders: list[str], streams: int) -> dict[str, Any]:
+def measure(side: str, owners: dict[str, str], streams: int) -> dict[str, Any]:
     if side == "ours":
-        publish_burst("ours", orders, SETUP)  # the orders exist before their streams open
+        submit(owners)  # the orders exist before their streams open
     web = start_web(
         app=APPS[side],
         quiet=True,
         SSE_HEARTBEAT_SECONDS="60",
-        WEB_WORKER_CONNECTIONS=str(streams + 500),
+        WEB_WORKER_CONNECTIONS=str(streams + 1000),
         WEB_BACKLOG="8192",
     )
     try:
-        return new_event_loop().run_until_complete(drive(side, web, orders, streams))
+        return new_event_loop().run_until_complete(drive(side, web, owners, streams))
     finally:
         web.stop()
 
 
-async def drive(side: str, web: WebProcess, orders: list[str], streams: int) -> dict[str, Any]:
+def submit(owners: dict[str, str]) -> None:
+    """Each order's SETUP events, then its owner recorded, as the trigger does."""
+    publish_burst("ours", list(owners), SETUP)
+    for order_id, account_id in owners.items():
+        record_owner(order_id, account_id)
+
+
+async def drive(side: str, web: WebProcess, owners: dict[str, str], streams: int) -> dict[str, Any]:
+    orders = list(owners)
     latencies: list[float] = []
 
     def on_event(stream: Stream, at: float, kind: str | None, data: str) -> None:
@@ -73,8 +87,9 @@ async def drive(side: str, web: WebProcess, orders: list[str], streams: int) -> 
             if stamp is not None:
                 latencies.append(at - stamp)
 
-    paths = [_path(side, orders[i % len(orders)]) for i in range(streams)]
-    headers = _headers(side)
+    stream_orders = [orders[i % len(orders)] for i in range(streams)]
+    paths = [_path(side, order_id) for order_id in stream_orders]
+    headers = _headers(side, owners, stream_orders)
     redis_port = urlparse(redis_url()).port or 6379
     rss_before = web.rss()
     started = time.monotonic()
@@ -134,11 +149,12 @@ def _path(side: str, order_id: str) -> str:
     return f"/stream?channel={stock_channel(order_id)}"
 
 
-def _headers(side: str) -> dict[str, str]:
+def _headers(side: str, owners: dict[str, str], stream_orders: list[str]) -> list[dict[str, str]]:
+    """Each stream's headers: its order's owner's customer token (ours), nothing (stock)."""
     if side == "stock":
-        return {}
-    token = mint_token(load_settings(), account_id=None, scope="orders:read", ttl=3600)
-    return {"Authorization": f"Bearer {token}"}
+        return [{}] * len(stream_orders)
+    by_account = customer_headers(list(owners.values()))
+    return [by_account[owners[order_id]] for order_id in stream_orders]
 
 
 def _field(data: str, name: str) -> str | None:

@@ -14,10 +14,9 @@ from notifier import keys
 from notifier.connection import get_redis
 from tests.sse import start_web
 
-from .fanout import APPS, _all_connected, _headers, _path
+from .fanout import APPS, _all_connected, _headers, _path, submit
 from .loadgen import close_all, new_event_loop, open_many, raise_fd_limit
-from .orders import new_order_ids
-from .publisher import SETUP, publish_burst
+from .orders import new_account_ids, new_order_ids
 
 HEARTBEAT_SECONDS = 15
 
@@ -25,8 +24,9 @@ HEARTBEAT_SECONDS = 15
 def run(streams: int = 2_000) -> dict[str, Any]:
     raise_fd_limit(streams * 2 + 2_000)
     orders = new_order_ids(streams)
-    publish_burst("ours", orders, SETUP)
-    sides = {side: measure(side, orders) for side in ("ours", "stock")}
+    owners = dict(zip(orders, new_account_ids(streams), strict=True))
+    submit(owners)  # customer streams, as in fanout
+    sides = {side: measure(side, owners) for side in ("ours", "stock")}
     return {
         "parameters": {"streams": streams, "heartbeat_seconds": HEARTBEAT_SECONDS,
                        "window_seconds": 2 * HEARTBEAT_SECONDS},
@@ -34,26 +34,28 @@ def run(streams: int = 2_000) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def measure(side: str, orders: list[str]) -> dict[str, Any]:
+def measure(side: str, owners: dict[str, str]) -> dict[str, Any]:
     web = start_web(app=APPS[side], quiet=True, SSE_HEARTBEAT_SECONDS=str(HEARTBEAT_SECONDS),
-                    WEB_WORKER_CONNECTIONS=str(len(orders) + 500), WEB_BACKLOG="8192")  # fmt: skip
+                    WEB_WORKER_CONNECTIONS=str(len(owners) + 1000), WEB_BACKLOG="8192")  # fmt: skip
     try:
-        return new_event_loop().run_until_complete(_leave_and_watch(side, web, orders))
+        return new_event_loop().run_until_complete(_leave_and_watch(side, web, owners))
     finally:
         web.stop()
 
 
-async def _leave_and_watch(side: str, web: Any, orders: list[str]) -> dict[str, Any]:
+async def _leave_and_watch(side: str, web: Any, owners: dict[str, str]) -> dict[str, Any]:
+    orders = list(owners)
     paths = [_path(side, order_id) for order_id in orders]
+    headers = _headers(side, owners, orders)
     if side == "ours":  # fill its connection pool first: pooled connections are not a leak
         warm, warm_readers = await open_many(
-            "127.0.0.1", web.port, paths[:200], _headers(side), lambda *a: None
+            "127.0.0.1", web.port, paths[:200], headers[:200], lambda *a: None
         )
         await _all_connected(side, warm, orders[:200], len(warm))
         await close_all(warm, warm_readers)
         time.sleep(1)
     idle_sockets, idle_clients, idle_channels = web.server_sockets(), _clients(), _channels()
-    opened, readers = await open_many("127.0.0.1", web.port, paths, _headers(side), lambda *a: None)
+    opened, readers = await open_many("127.0.0.1", web.port, paths, headers, lambda *a: None)
     await _all_connected(side, opened, orders, len(paths))
     held_sockets, held_clients, held_channels = web.server_sockets(), _clients(), _channels()
     left_at = time.monotonic()

@@ -13,8 +13,6 @@ which shows where the machine's cores go.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,14 +27,13 @@ from notifier import keys, read_snapshot
 from notifier.connection import get_redis
 from notifier.events import parse_timestamp
 from sandbox.client import SandboxClient
-from sandbox.redis_server import free_port
 from tests.sse import start_web
 from tests.workers import WorkerProcess
 
+from .environment import private_sandbox
 from .percentiles import in_milliseconds
 from .profile import profiled
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Worker processes: two per core when the calls are instant (the work is CPU), more when
 #: every call waits on the network (the work is waiting).
 CONCURRENCY = {
@@ -50,9 +47,7 @@ PACED_RATE = float(os.environ.get("BENCH_PACED_RATE") or 20)
 
 
 def run(orders: int = 1_000) -> dict[str, Any]:
-    os.environ.update(SANDBOX_SALESFORCE_PORT=str(free_port()), SANDBOX_WHMCS_PORT=str(free_port()))
-    sandbox = _start_sandbox()
-    try:
+    with private_sandbox() as sandbox:
         client = SandboxClient.from_environment()
         return {
             "parameters": {
@@ -62,9 +57,6 @@ def run(orders: int = 1_000) -> dict[str, Any]:
             "latency_0ms": measure(client, sandbox.pid, orders, latency_ms=0),
             "latency_50ms": measure(client, sandbox.pid, max(50, orders // 4), latency_ms=50),
         }
-    finally:
-        sandbox.terminate()
-        sandbox.wait(timeout=20)
 
 
 def measure(sandbox: SandboxClient, sandbox_pid: int, orders: int, latency_ms: int) -> dict:
@@ -206,20 +198,3 @@ def _salesforce_calls(any_order: str) -> int:
     gateway.get_order(any_order)
     usage = gateway._session().api_usage.get("api-usage")
     return int(usage.used) if usage else 0
-
-
-def _start_sandbox() -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandbox"], cwd=ROOT, env=dict(os.environ),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = SandboxClient.from_environment()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            client.clear_faults()
-            return process
-        except (requests.RequestException, OSError):
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the sandbox did not start")

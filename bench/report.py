@@ -43,6 +43,8 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         parts.append(_leak(results["leak"]))
     if "pipeline" in results:
         parts.append(_pipeline(results["pipeline"]))
+    if "storm" in results:
+        parts.append(_storm(results["storm"]))
     return "\n\n".join(parts)
 
 
@@ -153,3 +155,87 @@ def _table(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     for row in rows:
         lines.append("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+#: storm rows: label, side, phase, the ratio (ours / stock) shown on the row.
+_STORM_ROWS = [
+    ("ours: cold (never submitted)", "ours", "cold", "cold_served"),
+    ("ours: warm (submitted)", "ours", "warm", "warm_served"),
+    ("ours: restart (SIGTERM the worker)", "ours", "restart", "restart_served"),
+    ("stock: connect", "stock", "connect", None),
+    ("stock: restart (SIGTERM the worker)", "stock", "restart", None),
+]
+_TARGETS = {
+    "zero_refused": "zero refused",
+    "every_stream_served_within_30s": "every stream served within 30 s",
+    "cold_salesforce_at_most_one_per_order": "at most one Salesforce call per cold order",
+    "submitted_salesforce_zero": "no Salesforce call for submitted orders",
+}
+
+
+def _storm(r: dict[str, Any]) -> str:
+    p = r["parameters"]
+    rows = []
+    for label, side, phase, ratio in _STORM_ROWS:
+        x = r[side][phase]
+        rows.append((
+            label, x["streams"], _refused(x), _served_after(x, p["phase_deadline_seconds"]),
+            x["per_stream_ms"]["p50"], x["per_stream_ms"]["p99"], _salesforce(x),
+            _first_last(x["connects_started_seconds"]), x["redis_connections_held"],
+            r["ratios"].get(ratio or ""),
+        ))  # fmt: skip
+    head = (
+        f"### storm: {p['streams']:,} customer streams ({p['streams_per_order']} per order, an "
+        f"account per order) opened at once, one gevent worker (`{r['measured_at']}`, fd limit "
+        f"{p['fd_limit']}, listen backlog {p['listen_backlog']})"
+    )
+    columns = (
+        "",
+        "streams",
+        "refused",
+        "every stream served after (s)",
+        "per stream p50 (ms)",
+        "p99 (ms)",
+        "Salesforce calls (per order)",
+        "connects started, first → last (s)",
+        "Redis connections held",
+        "ours / stock (served after)",
+    )
+    return "\n\n".join((head, _table(columns, rows), _storm_notes(r)))
+
+
+def _refused(phase: dict[str, Any]) -> str:
+    if not phase["refused"]:
+        return "0"
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in phase["refused_by_reason"].items())
+    return f"{phase['refused']:,} ({reasons})"
+
+
+def _served_after(phase: dict[str, Any], deadline: int) -> Any:
+    if phase["all_served_seconds"] is not None:
+        return phase["all_served_seconds"]
+    return f"not all: {phase['unserved']:,} unserved after {deadline} s"
+
+
+def _salesforce(phase: dict[str, Any]) -> str | None:
+    if "salesforce_calls" not in phase:
+        return None
+    return f"{phase['salesforce_calls']:,} ({phase['salesforce_calls_per_order']})"
+
+
+def _first_last(span: dict[str, float | None]) -> str:
+    return f"{span['first']} → {span['last']}"
+
+
+def _storm_notes(r: dict[str, Any]) -> str:
+    p, connect = r["parameters"], r["stock"]["connect"]
+    met = {key: "met" if value else "**missed**" for key, value in r["targets"].items()}
+    targets = "; ".join(f"{label}: {met[key]}" for key, label in _TARGETS.items())
+    return (
+        f"Targets at this size: {targets}. Stock holds one Redis connection per stream: "
+        f"{connect['redis_connections_held'] or 0:,} for {connect['streams']:,} streams (Redis "
+        f"maxclients {p['redis_maxclients']:,}, {connect['redis_rejected_connections']:,} "
+        f"connections rejected). Its streams never end by themselves, so after SIGTERM they "
+        f"last until the worker's graceful timeout ({p['graceful_timeout_seconds']} s), and "
+        f"with no `retry:` its clients then wait the browsers' default 3 s."
+    )

@@ -3,6 +3,7 @@ prose around it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 def results(tmp_path: Path) -> Path:
     copied = tmp_path / "results"
     copied.mkdir()
-    for name in ("fanout", "leak", "pipeline"):
+    for name in ("fanout", "leak", "pipeline", "storm"):
         shutil.copy(RESULTS / f"{name}.json", copied)
     return copied
 
@@ -32,6 +33,33 @@ def test_the_table_covers_every_scenario_and_keeps_the_prose(results, tmp_path, 
     text = target.read_text()
     assert text.startswith("# Intro\n") and text.endswith("## Analysis\n")
     assert "old table" not in text
-    for heading in ("### fanout:", "### leak:", "### pipeline:"):
+    for heading in ("### fanout:", "### leak:", "### pipeline:", "### storm:"):
         assert text.count(heading) == 1, heading
     assert "| latency p99 (ms) |" in text and "| Redis connections held" in text
+    for row in (
+        "| ours: cold",
+        "| ours: warm",
+        "| ours: restart",
+        "| stock: connect",
+        "| stock: restart",
+    ):
+        assert text.count(row) == 1, row
+
+
+def test_the_storm_table_shows_refusals_streams_never_served_and_missed_targets(results):
+    storm = json.loads((results / "storm.json").read_text())
+    cold = storm["ours"]["cold"]
+    cold.update(refused=7, refused_by_reason={"overloaded": 5, "http-429": 2}, unserved=3)
+    cold["all_served_seconds"] = None
+    storm["targets"]["zero_refused"] = False
+
+    table = report.render({"storm": storm})
+
+    cold_row = next(line for line in table.splitlines() if line.startswith("| ours: cold"))
+    assert "| 7 (overloaded 5, http-429 2) |" in cold_row
+    assert (
+        f"not all: 3 unserved after {storm['parameters']['phase_deadline_seconds']} s" in cold_row
+    )
+    assert "zero refused: **missed**" in table
+    stock_row = next(line for line in table.splitlines() if line.startswith("| stock: connect"))
+    assert stock_row.count("|  |") >= 2  # no Salesforce figure and no ratio for stock
