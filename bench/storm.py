@@ -175,9 +175,11 @@ def _customer_streams(
     ]
 
 
-async def _cold(
+async def _storm(
     web: WebProcess, sandbox: SandboxClient, orders: list[dict[str, Any]], per_order: int
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[BrowserStream], list[asyncio.Task[None]], SnapshotStages]:
+    """Every customer's streams opened at once; the phase's figures once all are served, and
+    the streams (still open) for what comes next."""
     stages = SnapshotStages()
     streams = _customer_streams(orders, per_order, stages)
     calls = await asyncio.to_thread(sandbox.api_calls)
@@ -185,6 +187,13 @@ async def _cold(
     await wait_served(streams, PHASE_SECONDS)
     figures = phase_figures(streams, streams[0].phase_started_at)
     figures.update(await _costs(web, sandbox, calls, len(orders), stages))
+    return figures, streams, tasks, stages
+
+
+async def _cold(
+    web: WebProcess, sandbox: SandboxClient, orders: list[dict[str, Any]], per_order: int
+) -> dict[str, Any]:
+    figures, streams, tasks, _ = await _storm(web, sandbox, orders, per_order)
     await stop_all(streams, tasks)
     return figures
 
@@ -192,13 +201,7 @@ async def _cold(
 async def _warm_then_restart(
     web: WebProcess, sandbox: SandboxClient, orders: list[dict[str, Any]], per_order: int
 ) -> dict[str, Any]:
-    stages = SnapshotStages()
-    streams = _customer_streams(orders, per_order, stages)
-    calls = await asyncio.to_thread(sandbox.api_calls)
-    tasks = start_storm("127.0.0.1", web.port, streams)
-    await wait_served(streams, PHASE_SECONDS)
-    warm = phase_figures(streams, streams[0].phase_started_at)
-    warm.update(await _costs(web, sandbox, calls, len(orders), stages))
+    warm, streams, tasks, stages = await _storm(web, sandbox, orders, per_order)
 
     held = [stream for stream in streams if stream.served_at is not None]  # open at SIGTERM
     calls = await asyncio.to_thread(sandbox.api_calls)

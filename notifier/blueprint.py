@@ -232,7 +232,7 @@ def _release(
         stop_watching()
     get_hub().unsubscribe(subscriber)
     if release is not None:
-        release()
+        release()  # never raises: the slot's removal from Redis is done in the background
     admission.closed()
     # A stream the server cut while writing (the client went away mid-write) has no reason.
     STREAM_CLOSES.labels(subscriber.ended or "client-gone").inc()

@@ -22,7 +22,7 @@ from redis.client import Pipeline
 from . import keys, owners
 from .connection import queue_script, run_pipeline
 from .owners import OwnerRecord
-from .quota import Attempt, Release, StreamQuota
+from .quota import Release, StreamQuota
 
 # KEYS[1] the order's state hash, KEYS[2] its history stream, KEYS[3] its "unknown" marker.
 # ARGV[1] the event id to resume after, or '' for a snapshot.
@@ -67,25 +67,16 @@ def read_opening(
     quota_key: str | None = None,
 ) -> Opening:
     """Read the order's side (and ask for a stream slot under `quota_key`) in one trip."""
-    attempts: list[Attempt] = []
 
     def build(pipe: Pipeline) -> None:
         order_keys = [keys.state_key(order_id), keys.history_key(order_id)]
         order_keys.append(owners.unknown_key(order_id))
         queue_script(pipe, _OPENING_LUA, order_keys, [resume_after or ""])
-        if quota is not None and quota_key is not None:
-            attempts[:] = [quota.queue_acquire(pipe, quota_key)]
 
-    try:
-        replies = run_pipeline(build)
-    except BaseException:
-        for attempt in attempts:
-            attempt.settle(None)  # forget the slot counted here
-        raise
-    slot: Release | bool | None = None
-    if attempts:
-        slot = attempts[0].settle(replies[1] if attempts[0].queued else None) or False
-    return _decode(replies[0], slot)
+    if quota is None or quota_key is None:
+        return _decode(run_pipeline(build)[0], None)
+    replies, release = quota.with_slot(quota_key, build)
+    return _decode(replies[0], release or False)
 
 
 def _decode(reply: list[Any], slot: Release | bool | None) -> Opening:

@@ -3,8 +3,11 @@
 Each key is a Redis sorted set of the streams open under it, scored by when their lease ends
 (Redis's clock, so hosts with skewed clocks agree). A process renews the leases of its own
 streams every third of a lease in one pipeline, so a stream of a process that died stops
-counting within `lease_seconds`; a closed stream is removed at once. The process also counts
-its own streams, so a key already at its limit here is refused without asking Redis.
+counting within `lease_seconds`. A closed stream stops counting here at once and is removed
+from Redis by the same background thread, many at a time: when ten thousand streams end
+together (a burst's terminal events), they must not queue for the connection pool one by one.
+The process also counts its own streams, so a key already at its limit here is refused
+without asking Redis.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from redis.client import Pipeline
 
 from . import keys
-from .connection import get_redis, queue_script, run_pipeline
+from .connection import queue_script, run_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -48,29 +52,44 @@ Release = Callable[[], None]
 class StreamQuota:
     """Counts open streams per key; `acquire` refuses the newest beyond `limit`."""
 
-    def __init__(self, limit: int, lease_seconds: float = 60.0) -> None:
+    def __init__(self, limit: int, lease_seconds: float = 90.0) -> None:
         self.limit = limit
         self.lease_ms = int(lease_seconds * 1000)
         self._process = uuid.uuid4().hex[:12]
         self._numbers = itertools.count()
         self._lock = threading.Lock()
         self._held: dict[str, set[str]] = {}
-        self._renewer: threading.Thread | None = None
+        self._removals: list[tuple[str, str]] = []
+        self._wake = threading.Event()
+        self._background: threading.Thread | None = None
 
     def acquire(self, key: str) -> Release | None:
         """A release function for one more stream under `key`, or None at the limit."""
+        return self.with_slot(key, lambda pipe: None)[1]
+
+    def with_slot(
+        self, key: str, build: Callable[[Pipeline], None]
+    ) -> tuple[list[Any], Release | None]:
+        """Run what `build` queues and, in the same round trip, ask for a slot under `key`:
+        the replies to `build`'s commands, and the slot's release function (None: no slot)."""
         attempts: list[Attempt] = []
 
-        def build(pipe: Pipeline) -> None:
+        def queue(pipe: Pipeline) -> None:
+            for earlier in attempts:  # run_pipeline runs us again after NOSCRIPT
+                earlier.settle(None)
+            build(pipe)
             attempts[:] = [self.queue_acquire(pipe, key)]
 
         try:
-            replies = run_pipeline(build)
+            replies = run_pipeline(queue)
         except BaseException:
             for attempt in attempts:
                 attempt.settle(None)  # forget the slot counted here
             raise
-        return attempts[0].settle(replies[0] if attempts[0].queued else None)
+        attempt = attempts[0]
+        if not attempt.queued:
+            return replies, attempt.settle(None)
+        return replies[:-1], attempt.settle(replies[-1])
 
     def queue_acquire(self, pipe: Pipeline, key: str) -> Attempt:
         """Queue the request for a slot on `pipe` (nothing is queued when this process alone
@@ -85,7 +104,9 @@ class StreamQuota:
 
     def _release(self, key: str, member: str) -> None:
         if self._forget(key, member):
-            get_redis().zrem(_set_key(key), member)
+            with self._lock:
+                self._removals.append((key, member))
+            self._wake.set()
 
     def _forget(self, key: str, member: str) -> bool:
         with self._lock:
@@ -99,17 +120,42 @@ class StreamQuota:
 
     def _start_renewer(self) -> None:
         with self._lock:
-            if self._renewer is None:
-                self._renewer = threading.Thread(target=self._renew_loop, daemon=True)
-                self._renewer.start()
+            if self._background is None:
+                self._background = threading.Thread(
+                    target=self._keep, name="stream-quota", daemon=True
+                )
+                self._background.start()
 
-    def _renew_loop(self) -> None:
+    def _keep(self) -> None:
+        """Remove released streams as they come, renew held ones every third of a lease."""
+        every = self.lease_ms / 3000
+        renew_at = time.monotonic() + every
         while True:
-            time.sleep(self.lease_ms / 3000)
+            self._wake.wait(max(0.0, renew_at - time.monotonic()))
+            self._wake.clear()
             try:
-                self.renew()
+                self.remove_released()
+                if time.monotonic() >= renew_at:
+                    renew_at = time.monotonic() + every
+                    self.renew()
             except Exception as exc:  # Redis away: leases run down, streams end anyway
-                log.warning("stream quota renewal failed: %r", exc)
+                log.warning("stream quota upkeep failed: %r", exc)
+
+    def remove_released(self) -> None:
+        """Remove every stream released since the last call, in one pipeline."""
+        with self._lock:
+            removals, self._removals = self._removals, []
+        if not removals:
+            return
+        by_key: dict[str, list[str]] = {}
+        for key, member in removals:
+            by_key.setdefault(key, []).append(member)
+
+        def build(pipe: Pipeline) -> None:
+            for key, members in by_key.items():
+                pipe.zrem(_set_key(key), *members)
+
+        run_pipeline(build)
 
     def renew(self) -> None:
         """Extend the lease of every stream this process holds, in one pipeline."""

@@ -137,17 +137,35 @@ def not_snapshots_of(snapshots: list[tuple[str, Any]], stage: str | None) -> lis
     ]
 
 
+def storm_on_fresh_web(
+    namespace: str, orders: list[dict[str, Any]], tokens: Any, sandbox_client: Any, **how: Any
+) -> tuple[dict[str, Any], list[tuple[str, Any]], int]:
+    """`storm` on a web process that has never seen the orders; also the Salesforce calls
+    it made meanwhile."""
+    web = start_storm_web(namespace)
+    try:
+        before = sandbox_client.api_calls()
+        figures, snapshots = storm(web, orders, tokens, **how)
+        return figures, snapshots, sandbox_client.api_calls() - before
+    finally:
+        web.stop()
+
+
+def submit(namespace: str, orders: list[dict[str, Any]]) -> None:
+    """Through the HTTP trigger, on a web process of its own."""
+    web = start_storm_web(namespace)
+    try:
+        answers = trigger_all(web.url, [order["orderId"] for order in orders])
+    finally:
+        web.stop()
+    assert answers == {"202": ORDERS}
+
+
 def test_a_storm_on_orders_never_submitted_asks_salesforce_once_per_order(
     namespace, sandbox_client, tokens
 ):
     orders = sandbox_client.create_orders(ORDERS)
-    web = start_storm_web(namespace)
-    try:
-        before = sandbox_client.api_calls()
-        figures, snapshots = storm(web, orders, tokens)
-        calls = sandbox_client.api_calls() - before
-    finally:
-        web.stop()
+    figures, snapshots, calls = storm_on_fresh_web(namespace, orders, tokens, sandbox_client)
 
     assert figures["refused_by_reason"] == {}
     assert figures["served"] == STREAMS
@@ -159,20 +177,9 @@ def test_a_storm_on_orders_never_submitted_asks_salesforce_once_per_order(
 
 def test_a_storm_on_submitted_orders_asks_salesforce_nothing(namespace, sandbox_client, tokens):
     orders = sandbox_client.create_orders(ORDERS)
-    trigger_web = start_storm_web(namespace)
-    try:
-        answers = trigger_all(trigger_web.url, [order["orderId"] for order in orders])
-    finally:
-        trigger_web.stop()
-    assert answers == {"202": ORDERS}
+    submit(namespace, orders)
     # A process that has never seen the orders: what it knows of their owners, Redis knows.
-    web = start_storm_web(namespace)
-    try:
-        before = sandbox_client.api_calls()
-        figures, snapshots = storm(web, orders, tokens)
-        calls = sandbox_client.api_calls() - before
-    finally:
-        web.stop()
+    figures, snapshots, calls = storm_on_fresh_web(namespace, orders, tokens, sandbox_client)
 
     assert figures["refused_by_reason"] == {}
     assert figures["served"] == STREAMS
@@ -183,14 +190,8 @@ def test_a_storm_on_submitted_orders_asks_salesforce_nothing(namespace, sandbox_
 
 def test_a_restarted_web_process_takes_its_storm_back(namespace, sandbox_client, tokens):
     orders = sandbox_client.create_orders(ORDERS)
-    web = start_storm_web(namespace)
-    try:
-        assert trigger_all(web.url, [order["orderId"] for order in orders]) == {"202": ORDERS}
-        before = sandbox_client.api_calls()
-        figures, _ = storm(web, orders, tokens, restart=True)
-        calls = sandbox_client.api_calls() - before
-    finally:
-        web.stop()
+    submit(namespace, orders)
+    figures, _, calls = storm_on_fresh_web(namespace, orders, tokens, sandbox_client, restart=True)
 
     # Every browser came back (after the spread-out retry: it was told) and resumed by id.
     assert figures["refused_by_reason"] == {}
