@@ -2,12 +2,13 @@
 
 Each key is a Redis sorted set of the streams open under it, scored by when their lease ends
 (Redis's clock, so hosts with skewed clocks agree). A process renews the leases of its own
-streams every third of a lease in one pipeline, so a stream of a process that died stops
-counting within `lease_seconds`. A closed stream stops counting here at once and is removed
-from Redis by the same background thread, many at a time: when ten thousand streams end
-together (a burst's terminal events), they must not queue for the connection pool one by one.
-The process also counts its own streams, so a key already at its limit here is refused
-without asking Redis.
+streams every third of a lease (a thirtieth of its keys each second, in chunked pipelines),
+so a stream of a process that died stops counting within `lease_seconds`. A closed stream
+stops counting here at once and is removed from Redis by the same background thread, many at
+a time: when ten thousand streams end together (a burst's terminal events) they must not
+queue for the connection pool one by one, nor stall the process in one long pipeline. The
+process also counts its own streams, so a key already at its limit here is refused without
+asking Redis.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import logging
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.client import Pipeline
 
@@ -47,6 +49,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
 Release = Callable[[], None]
+T = TypeVar("T")
 
 
 class StreamQuota:
@@ -127,48 +130,65 @@ class StreamQuota:
                 self._background.start()
 
     def _keep(self) -> None:
-        """Remove released streams as they come, renew held ones every third of a lease."""
-        every = self.lease_ms / 3000
-        renew_at = time.monotonic() + every
+        """Remove released streams as they come; renew held ones a slice at a time, so every
+        lease is renewed once per third of a lease without one long pause for all of them
+        (a pause the streams' deliveries would wait behind)."""
+        tick = self.lease_ms / 3000 / _RENEWAL_SLICES
+        slice_number, renew_at = 0, time.monotonic() + tick
         while True:
             self._wake.wait(max(0.0, renew_at - time.monotonic()))
             self._wake.clear()
             try:
                 self.remove_released()
                 if time.monotonic() >= renew_at:
-                    renew_at = time.monotonic() + every
-                    self.renew()
+                    renew_at += tick
+                    self.renew(slice_number % _RENEWAL_SLICES, _RENEWAL_SLICES)
+                    slice_number += 1
             except Exception as exc:  # Redis away: leases run down, streams end anyway
                 log.warning("stream quota upkeep failed: %r", exc)
 
     def remove_released(self) -> None:
-        """Remove every stream released since the last call, in one pipeline."""
+        """Remove every stream released since the last call."""
         with self._lock:
             removals, self._removals = self._removals, []
-        if not removals:
-            return
         by_key: dict[str, list[str]] = {}
         for key, member in removals:
             by_key.setdefault(key, []).append(member)
+        _in_chunks(list(by_key.items()), lambda pipe, item: pipe.zrem(_set_key(item[0]), *item[1]))
 
-        def build(pipe: Pipeline) -> None:
-            for key, members in by_key.items():
-                pipe.zrem(_set_key(key), *members)
-
-        run_pipeline(build)
-
-    def renew(self) -> None:
-        """Extend the lease of every stream this process holds, in one pipeline."""
+    def renew(self, part: int = 0, parts: int = 1) -> None:
+        """Extend the leases of this process's streams: those of every `parts`-th key."""
         with self._lock:
-            held = {key: sorted(members) for key, members in self._held.items()}
-        if not held:
-            return
+            held = [
+                (key, sorted(members))
+                for key, members in self._held.items()
+                if zlib.crc32(key.encode()) % parts == part
+            ]
+        lease = self.lease_ms
 
-        def build(pipe: Pipeline) -> None:
-            for key, members in held.items():
-                queue_script(pipe, _RENEW_LUA, [_set_key(key)], [self.lease_ms, *members])
+        def queue(pipe: Pipeline, item: tuple[str, list[str]]) -> None:
+            queue_script(pipe, _RENEW_LUA, [_set_key(item[0])], [lease, *item[1]])
+
+        _in_chunks(held, queue)
+
+
+#: Renewals are spread over this many ticks per renewal interval.
+_RENEWAL_SLICES = 30
+#: Commands per pipeline in the background work: the process's other greenlets get a turn
+#: between chunks.
+_CHUNK = 500
+
+
+def _in_chunks(items: list[T], queue: Callable[[Pipeline, T], object]) -> None:
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+
+        def build(pipe: Pipeline, chunk: list[T] = chunk) -> None:
+            for item in chunk:
+                queue(pipe, item)
 
         run_pipeline(build)
+        time.sleep(0)  # a yield under gevent
 
 
 class Attempt:
