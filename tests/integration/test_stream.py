@@ -187,8 +187,9 @@ def test_resume_by_query_parameter_and_bad_ids(web, service_headers):
 def test_a_stream_ends_when_its_credential_expires(sandbox, tokens, sandbox_client):
     order = sandbox_client.create_order()
     queued(order["orderId"])
-    short = tokens.headers(tokens.customer(order["accountId"], ttl=2))
     with web_process(SSE_HEARTBEAT_SECONDS="1", JWT_LEEWAY_SECONDS="0") as web:
+        # Minted once the web is up: a slow start must not spend the token's two seconds.
+        short = tokens.headers(tokens.customer(order["accountId"], ttl=2))
         stream = open_stream(web, order["orderId"], short)
         events = list(stream.events())  # returns only because the server ends the stream
 
