@@ -17,11 +17,18 @@ import tempfile
 
 from gunicorn import glogging
 
-bind = f"0.0.0.0:{os.environ.get('PORT') or 5000}"
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
+import settings as process_settings
+
+#: Read once here, in the master; the workers it forks inherit them (and `create_app` uses
+#: them). The settings package imports nothing that gevent would need to patch first.
+_settings = process_settings.current()
+_server = _settings.server
+
+bind = f"0.0.0.0:{_server.port}"
+workers = _server.concurrency
 worker_class = "gevent"
 #: Open streams per worker process; each also needs a file descriptor.
-worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS") or 20000)
+worker_connections = _server.worker_connections
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -35,9 +42,9 @@ def _raise_fd_limit(wanted: int) -> None:
 
 _raise_fd_limit(worker_connections + 1024)
 #: A burst of reconnecting browsers (after a deploy) must not overflow the listen queue.
-backlog = int(os.environ.get("WEB_BACKLOG") or 4096)
+backlog = _server.backlog
 timeout = 30
-graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT") or 10)
+graceful_timeout = _server.graceful_timeout_seconds
 keepalive = 5
 preload_app = False
 #: gunicorn's control socket defaults to one path per user: several servers would share it.
@@ -45,7 +52,7 @@ control_socket_disable = True
 
 #: Access log ("-" is stdout; empty disables it). %(U)s is the path without its query string:
 #: stream tickets travel in the query string and must never reach a log.
-accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
+accesslog = _server.access_log or None
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 
@@ -68,9 +75,9 @@ _handler = {"class": "logging.StreamHandler", "formatter": "main", "stream": "ex
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"main": {"()": "tasks.logs.formatter"}},
+    "formatters": {"main": {"()": "observability.logs.formatter"}},
     "handlers": {"main": _handler},
-    "root": {"level": (os.environ.get("LOG_LEVEL") or "INFO").upper(), "handlers": ["main"]},
+    "root": {"level": _settings.observability.log_level, "handlers": ["main"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["main"], "propagate": False},
         # With a logging config, gunicorn logs access lines even when `accesslog` is unset.
@@ -83,35 +90,34 @@ logconfig_dict = {
 }
 
 #: Metrics from every worker process are added up through files in this directory
-#: (prometheus-client's multiprocess mode); it must be set before the workers start.
-_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+#: (prometheus-client's multiprocess mode). The web has its own unless one is given: its
+#: /metrics shows the web's series, not those of other processes on the host. prometheus-client
+#: finds the directory in the environment, so it goes there before the workers start.
+_own_metrics_dir = not _settings.observability.metrics_dir
 if _own_metrics_dir:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="fulfillment-web-metrics-")
+    _dir = tempfile.mkdtemp(prefix="fulfillment-web-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _dir
+    _settings = process_settings.configure(_settings.replace(observability={"metrics_dir": _dir}))
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]
     """With `METRICS_PORT`, the master serves every worker's metrics on a port of its own, so
     /metrics need not be reachable where the web port is."""
-    port = int(os.environ.get("METRICS_PORT") or 0)
-    if not port:
-        return
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from observability import metrics
 
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
-    start_http_server(port, addr=os.environ.get("METRICS_ADDRESS") or "0.0.0.0", registry=registry)
-    server.log.info("metrics on port %s", port)
+    if metrics.serve(_settings.observability, _server.metrics_port or 0, _server.metrics_address):
+        server.log.info("metrics on port %s", _server.metrics_port)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    from prometheus_client import multiprocess
+    from observability import metrics
 
-    multiprocess.mark_process_dead(worker.pid)
+    metrics.forget_process(_settings.observability, worker.pid)
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
     if _own_metrics_dir:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        shutil.rmtree(_settings.observability.metrics_dir or "", ignore_errors=True)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
@@ -126,7 +132,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
 
     import gevent
 
-    from notifier.hub import get_hub
+    from streaming.hub import process_hub
 
     # What the app loaded (Flask, redis-py, gevent, ...) never becomes garbage: freeze it out
     # of the collector, which otherwise walked it at every full collection (a fifth of a
@@ -137,7 +143,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):  # type: ignore[no-untyped-def]
-        gevent.spawn(get_hub().shutdown)
+        gevent.spawn(process_hub().shutdown)
         if callable(previous):
             previous(signum, frame)
 

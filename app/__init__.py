@@ -1,7 +1,7 @@
 """The web process: the orders API, the event stream, the order page, health and metrics.
 
-`create_app()` is the factory gunicorn loads (`app:create_app()`): defaults, then the
-environment, then `overrides` (tests).
+`create_app()` is the factory gunicorn loads (`app:create_app()`): the process's settings
+(read once), with `overrides` by variable name (tests).
 """
 
 from __future__ import annotations
@@ -10,26 +10,31 @@ from typing import Any
 
 from flask import Flask
 
+import settings as process_settings
 from integrations import SalesforceGateway
-from notifier.admission import Admission, AdmissionLimits
-from notifier.quota import StreamQuota
+from settings import Settings, WebSettings
+from streaming.admission import Admission, AdmissionLimits
+from streaming.quota import StreamQuota
 
 from .auth import Authenticator
-from .config import load_settings
+from .config import flask_config, web_settings
 from .errors import register_error_handlers
 from .ownership import Ownership
 from .security import register_security_headers
 
 
-def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+def create_app(overrides: dict[str, Any] | None = None, settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
-    settings = load_settings(overrides)
-    app.config.update(settings)
-    app.extensions["auth"] = Authenticator(settings)
-    app.extensions["salesforce"] = SalesforceGateway()
-    app.extensions["ownership"] = Ownership(app.extensions["salesforce"], settings)
-    app.extensions["stream_admission"] = Admission(_admission_limits(settings))
-    app.extensions["stream_quota"] = StreamQuota(settings["SSE_MAX_STREAMS_PER_CREDENTIAL"])
+    settings = settings or process_settings.current()
+    web = web_settings(settings, overrides)
+    app.config.update(flask_config(web, overrides))
+    app.extensions["settings"] = settings
+    app.extensions["web_settings"] = web
+    app.extensions["auth"] = Authenticator(web)
+    app.extensions["salesforce"] = SalesforceGateway(settings.salesforce)
+    app.extensions["ownership"] = Ownership(app.extensions["salesforce"], web)
+    app.extensions["stream_admission"] = Admission(_admission_limits(web))
+    app.extensions["stream_quota"] = StreamQuota(web.sse_max_streams_per_credential)
     register_error_handlers(app)
     register_security_headers(app)
 
@@ -40,16 +45,16 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(orders.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(pages.bp)
-    if settings["DEV_TOOLS"]:
+    if web.dev_tools:
         app.register_blueprint(dev.bp)
     return app
 
 
-def _admission_limits(settings: dict[str, Any]) -> AdmissionLimits:
+def _admission_limits(web: WebSettings) -> AdmissionLimits:
     return AdmissionLimits(
-        max_streams=settings["SSE_MAX_STREAMS"],
-        open_concurrency=settings["SSE_OPEN_CONCURRENCY"],
-        retry_ms=settings["SSE_RETRY_MS"],
-        shed_retry_seconds=settings["SSE_SHED_RETRY_SECONDS"],
-        reconnect_rate=settings["SSE_RECONNECT_RATE"],
+        max_streams=web.sse_max_streams or 0,
+        open_concurrency=web.sse_open_concurrency,
+        retry_ms=web.sse_retry_ms,
+        shed_retry_seconds=web.sse_shed_retry_seconds,
+        reconnect_rate=web.sse_reconnect_rate,
     )

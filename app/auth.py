@@ -24,6 +24,8 @@ from typing import Any, NoReturn
 import jwt
 from flask import Request
 
+from settings import WebSettings
+
 from .errors import ApiError
 
 SERVICE_SCOPE = "orders:fulfill"
@@ -73,18 +75,18 @@ class Forbidden(ApiError):
 class Authenticator:
     """Verifies tokens and signs stream tickets with one configuration."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.algorithms = _allowed_algorithms(settings["JWT_ALGORITHMS"])
-        self.secret = settings["JWT_SECRET"]
-        self.public_key = settings["JWT_PUBLIC_KEY"]
-        self.audience = settings["JWT_AUDIENCE"]
-        self.issuer = settings["JWT_ISSUER"]
-        self.account_claim = settings["JWT_ACCOUNT_CLAIM"]
-        self.leeway = settings["JWT_LEEWAY_SECONDS"]
-        self.ticket_ttl = settings["STREAM_TICKET_TTL_SECONDS"]
-        self.ticket_secret = _ticket_secret(settings)
-        self.max_ttl = settings["JWT_MAX_TTL_SECONDS"]
-        self.expiry_margin = settings["SSE_EXPIRY_MARGIN_SECONDS"]
+    def __init__(self, web: WebSettings) -> None:
+        self.algorithms = _allowed_algorithms(web.jwt_algorithms)
+        self.secret = web.jwt_secret
+        self.public_key = web.jwt_public_key
+        self.audience = web.jwt_audience
+        self.issuer = web.jwt_issuer
+        self.account_claim = web.jwt_account_claim
+        self.leeway = web.jwt_leeway_seconds
+        self.ticket_ttl = web.stream_ticket_ttl_seconds
+        self.ticket_secret = _ticket_secret(web)
+        self.max_ttl = web.jwt_max_ttl_seconds
+        self.expiry_margin = web.sse_expiry_margin_seconds
 
     def verify(self, token: str) -> Principal:
         """Verify a customer or service JWT."""
@@ -252,19 +254,17 @@ def _allowed_algorithms(value: str) -> frozenset[str]:
     return frozenset(names & set(jwt.algorithms.get_default_algorithms()))
 
 
-def _ticket_secret(settings: dict[str, Any]) -> str:
-    if settings["STREAM_TICKET_SECRET"]:
-        return str(settings["STREAM_TICKET_SECRET"])
-    if settings["JWT_SECRET"]:
+def _ticket_secret(web: WebSettings) -> str:
+    if web.stream_ticket_secret:
+        return web.stream_ticket_secret
+    if web.jwt_secret:
         # A separate key derived from the JWT secret: a ticket is never a valid JWT.
-        return hmac.new(
-            settings["JWT_SECRET"].encode(), b"stream-ticket", hashlib.sha256
-        ).hexdigest()
+        return hmac.new(web.jwt_secret.encode(), b"stream-ticket", hashlib.sha256).hexdigest()
     raise RuntimeError("set STREAM_TICKET_SECRET (or JWT_SECRET) to sign stream tickets")
 
 
 def mint_token(
-    settings: dict[str, Any],
+    web: WebSettings,
     *,
     account_id: str | None,
     scope: str | None,
@@ -272,12 +272,8 @@ def mint_token(
     subject: str | None = None,
 ) -> str:
     """Sign a token with the configured key, for development and tests (`fulfillment token`)."""
-    algorithm = sorted(_allowed_algorithms(settings["JWT_ALGORITHMS"]))[0]
-    key = (
-        settings["JWT_SECRET"]
-        if algorithm.startswith(_HMAC_FAMILY)
-        else settings["JWT_PRIVATE_KEY"]
-    )
+    algorithm = sorted(_allowed_algorithms(web.jwt_algorithms))[0]
+    key = web.jwt_secret if algorithm.startswith(_HMAC_FAMILY) else web.jwt_private_key
     if not key:
         raise RuntimeError(f"no key to sign {algorithm} tokens (set JWT_SECRET or JWT_PRIVATE_KEY)")
     now = int(time.time())
@@ -287,11 +283,11 @@ def mint_token(
         "exp": now + ttl,
     }
     if account_id:
-        claims[settings["JWT_ACCOUNT_CLAIM"]] = account_id
+        claims[web.jwt_account_claim] = account_id
     if scope:
         claims["scope"] = scope
-    if settings["JWT_AUDIENCE"]:
-        claims["aud"] = settings["JWT_AUDIENCE"]
-    if settings["JWT_ISSUER"]:
-        claims["iss"] = settings["JWT_ISSUER"]
+    if web.jwt_audience:
+        claims["aud"] = web.jwt_audience
+    if web.jwt_issuer:
+        claims["iss"] = web.jwt_issuer
     return jwt.encode(claims, key, algorithm=algorithm)

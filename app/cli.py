@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from notifier import is_terminal, normalize_order_id, read_snapshot
+import settings
+from notifier import current_state, is_terminal, normalize_order_id, read_snapshot
 from notifier.state import wait_for_events
 
 
@@ -22,6 +23,13 @@ def _order_id(raw: str) -> str:
     return order_id
 
 
+def _redacted(url: str) -> str:
+    """A Redis URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    _, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{host}" if sep else url
+
+
 def _print(data: Any) -> None:
     click.echo(json.dumps(data, indent=None, separators=(",", ":")))
 
@@ -29,6 +37,8 @@ def _print(data: Any) -> None:
 @click.group()
 def main() -> None:
     """Order fulfillment: Salesforce -> WHMCS, followed live over Server-Sent Events."""
+    # A new shell has none of `make run`'s variables: the stack file it wrote says where.
+    settings.configure(settings.from_environment(with_stack=True))
 
 
 @main.command()
@@ -46,16 +56,20 @@ def retry(order_id: str) -> None:
 
 
 def _queue(order_id: str, retry: bool) -> None:
-    from . import create_app
+    """The same use case as `POST /api/orders/<id>/fulfill`, without a web app."""
+    from integrations import SalesforceGateway
+
     from .errors import ApiError
-    from .orders import trigger_fulfillment
+    from .orders import ask_for_fulfillment
+    from .ownership import Ownership
 
     oid = _order_id(order_id)
-    with create_app().app_context():
-        try:
-            trigger = trigger_fulfillment(oid, retry=retry)
-        except ApiError as exc:
-            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    where = settings.current()
+    known = Ownership(SalesforceGateway(where.salesforce), where.web)
+    try:
+        trigger = ask_for_fulfillment(known, oid, retry=retry)
+    except ApiError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
     click.echo(trigger.task_id)
     if trigger.duplicate:
         click.echo(f"already {trigger.stage}: not queued again", err=True)
@@ -79,6 +93,13 @@ def status(order_id: str, history: bool) -> None:
 def watch(order_id: str, timeout: float | None) -> None:
     """Print ORDER_ID's events as JSON lines until it completes or fails."""
     oid = _order_id(order_id)
+    where = settings.current()
+    if current_state(oid) is None:
+        click.echo(
+            f"{oid} has not been submitted for fulfillment yet; waiting for its first event "
+            f"(Redis {_redacted(where.redis.url)}, namespace {where.namespace!r})",
+            err=True,
+        )
     last_id, waited = "0", 0.0
     while timeout is None or waited < timeout:
         for event_id, payload in wait_for_events(oid, last_id, timeout_ms=1000):
@@ -98,14 +119,10 @@ def watch(order_id: str, timeout: float | None) -> None:
 def token(account_id: str, scope: str | None, ttl: int, subject: str | None) -> None:
     """Mint a JWT with the configured key (development and tests)."""
     from .auth import mint_token
-    from .config import load_settings
 
+    web = settings.current().web
     try:
-        click.echo(
-            mint_token(
-                load_settings(), account_id=account_id, scope=scope, ttl=ttl, subject=subject
-            )
-        )
+        click.echo(mint_token(web, account_id=account_id, scope=scope, ttl=ttl, subject=subject))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -13,7 +13,6 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from werkzeug.wrappers import Response
 
 from integrations.http import GatewaySession
-from integrations.settings import salesforce_settings, whmcs_settings
 from notifier.order_ids import normalize_salesforce_id
 
 from .auth import mint_token
@@ -72,7 +71,9 @@ def home() -> str:
 @bp.post("/dev/sign-in")
 def sign_in() -> Response:
     ttl = SESSION_HOURS * 3600
-    token = mint_token(current_app.config, account_id=DEMO_ACCOUNT, scope=None, ttl=ttl)
+    token = mint_token(
+        current_app.extensions["web_settings"], account_id=DEMO_ACCOUNT, scope=None, ttl=ttl
+    )
     response = redirect(_local_path(request.form.get("next")) or url_for("dev.home"), code=303)
     response.set_cookie(
         "access_token", token, max_age=ttl, httponly=True, samesite="Lax", secure=request.is_secure
@@ -116,10 +117,10 @@ def place_order() -> Response:
 
 def _control(method: str, system: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     if system == "salesforce":
-        settings = salesforce_settings()
-        base, ca_bundle = settings.instance_url, settings.ca_bundle
+        where = current_app.extensions["settings"].salesforce
+        base, ca_bundle = where.instance_url, where.ca_bundle
     else:
-        base, ca_bundle = whmcs_settings().url, None
+        base, ca_bundle = current_app.extensions["settings"].whmcs.url, None
     session = GatewaySession(timeout=10, ca_bundle=ca_bundle)
     try:
         response = session.request(method, f"{base}/__sandbox/{path}", json=body)

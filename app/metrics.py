@@ -7,18 +7,10 @@ its own (and answer 404 here).
 
 from __future__ import annotations
 
-import os
-
 from flask import Blueprint, Response, abort, current_app
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from observability.metrics import registry
 
 bp = Blueprint("metrics", __name__)
 
@@ -42,17 +34,10 @@ OWNERSHIP_LOOKUP_BATCH = Histogram(
 )
 
 
-def registry() -> CollectorRegistry:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        collected = CollectorRegistry()
-        multiprocess.MultiProcessCollector(collected)
-        return collected
-    return REGISTRY
-
-
 @bp.get("/metrics")
 def metrics() -> Response:
     if current_app.config["METRICS_PORT"]:
         # Served on its own port (by gunicorn's master, see gunicorn.conf.py), not here.
         abort(404)
-    return Response(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
+    observability = current_app.extensions["settings"].observability
+    return Response(generate_latest(registry(observability)), content_type=CONTENT_TYPE_LATEST)

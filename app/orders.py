@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from integrations import TransientError
+from fulfillment.requests import (
+    BrokerUnavailable,
+    NotFailed,
+    Trigger,
+    UnknownOrder,
+    request_fulfillment,
+)
 from notifier import normalize_order_id, read_snapshot
 from notifier.events import pending_snapshot
-from tasks.trigger import BrokerUnavailable, NotFailed, Trigger, retry_order, start_fulfillment
+from tasks.celery_app import dispatcher
 
 from .auth import SERVICE_SCOPE, Authenticator, Forbidden
 from .errors import ApiError
-from .ownership import authorize_read, ownership
+from .ownership import Ownership, authorize_read, ownership
 
-log = logging.getLogger(__name__)
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 
 
@@ -77,23 +81,23 @@ def trigger_response(trigger: Trigger) -> tuple[Response, int]:
 
 
 def trigger_fulfillment(order_id: str, *, retry: bool = False) -> Trigger:
-    """Queue an order, or retry a failed one (HTTP and the CLI share these rules)."""
-    _ensure_exists(order_id)
+    """Queue an order, or retry a failed one: the use case, its refusals as HTTP answers."""
+    return ask_for_fulfillment(ownership(), order_id, retry=retry)
+
+
+def ask_for_fulfillment(known: Ownership, order_id: str, *, retry: bool = False) -> Trigger:
+    """The use case with this process's dispatcher; a refusal raises its `ApiError` (the
+    CLI prints the same code and message)."""
     try:
-        return retry_order(order_id) if retry else start_fulfillment(order_id)
+        return request_fulfillment(
+            order_id, dispatcher(), lambda oid: known.exists(oid, fresh=True), retry=retry
+        )
+    except UnknownOrder:
+        raise ApiError(404, "ORDER_NOT_FOUND", "Salesforce has no such order") from None
     except NotFailed as exc:
         raise ApiError(409, "NOT_FAILED", f"only a failed order can be retried ({exc})") from None
     except BrokerUnavailable:
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the order, try again") from None
-
-
-def _ensure_exists(order_id: str) -> None:
-    try:
-        if not ownership().exists(order_id, fresh=True):
-            raise ApiError(404, "ORDER_NOT_FOUND", "Salesforce has no such order")
-    except TransientError as exc:
-        # Salesforce is down: queue anyway, the pipeline retries and fails unknown orders.
-        log.warning("order %s: existence not checked (%s)", order_id, exc.code)
 
 
 @bp.get("/<order_id>")

@@ -40,7 +40,7 @@ _POLL_SECONDS = 0.05
 
 #: fetch(order ids) -> {order id: AccountId or None}
 Fetch = Callable[[list[str]], dict[str, str | None]]
-#: A context to wait in (see `notifier.admission.Admission.stepping_aside`).
+#: A context to wait in (see `streaming.admission.Admission.stepping_aside`).
 Waiting = Callable[[], AbstractContextManager[None]]
 
 

@@ -11,8 +11,6 @@ org's API quota.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 
 from integrations import SalesforceGateway
@@ -20,6 +18,7 @@ from notifier import keys, owners
 from notifier.connection import get_redis
 from notifier.order_ids import normalize_salesforce_id
 from notifier.owners import OwnerRecord
+from settings import WebSettings
 
 from .auth import READ_SCOPES, Forbidden, Principal
 from .errors import ApiError
@@ -42,13 +41,13 @@ class RateLimited(ApiError):
 class Ownership:
     """Answers "who owns this order" for one web process."""
 
-    def __init__(self, gateway: SalesforceGateway, config: dict[str, Any]) -> None:
-        self.miss_limit = int(config["OWNERSHIP_MISS_LIMIT"])
-        self.miss_window = int(config["OWNERSHIP_MISS_WINDOW_SECONDS"])
+    def __init__(self, gateway: SalesforceGateway, web: WebSettings) -> None:
+        self.miss_limit = web.ownership_miss_limit
+        self.miss_window = web.ownership_miss_window_seconds
         self.lookups = OwnerLookups(
             gateway.get_account_ids,
-            concurrency=int(config["SALESFORCE_LOOKUP_CONCURRENCY"]),
-            cache_seconds=int(config["OWNERSHIP_CACHE_SECONDS"]),
+            concurrency=web.salesforce_lookup_concurrency,
+            cache_seconds=web.ownership_cache_seconds,
         )
 
     def owner_of(

@@ -1,6 +1,6 @@
 """`GET /api/orders/<order_id>/events`: who may watch an order's stream, and for how long.
 
-The streaming itself is `notifier.blueprint.OrderEventsBlueprint`; this module decides, before
+The streaming itself is `streaming.blueprint.OrderEventsBlueprint`; this module decides, before
 the response starts: whether the credential is good and until when (a margin before it
 expires), then, on what the stream read once subscribed (the order's owner, the account's
 stream slot), whether the caller may watch.
@@ -11,10 +11,10 @@ from __future__ import annotations
 from flask import current_app, request
 
 from integrations import TransientError
-from notifier.admission import Admission
-from notifier.blueprint import OrderEventsBlueprint, StreamRequest, TryLater
-from notifier.opening import Opening
 from notifier.order_ids import normalize_salesforce_id
+from streaming.admission import Admission
+from streaming.blueprint import OrderEventsBlueprint, StreamRequest, TryLater
+from streaming.opening import Opening
 
 from .auth import Authenticator, Principal
 from .errors import ApiError

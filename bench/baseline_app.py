@@ -6,15 +6,15 @@ stream is `/stream?channel=<name>`; it reads `REDIS_URL` like our app.
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask, jsonify
 from flask_sse import sse
+
+import settings
 
 
 def create_app() -> Flask:
     app = Flask(__name__)
-    app.config["REDIS_URL"] = os.environ["REDIS_URL"]
+    app.config["REDIS_URL"] = settings.current().redis.url
     app.register_blueprint(sse, url_prefix="/stream")
     app.add_url_rule("/healthz", "healthz", lambda: jsonify({"status": "ok"}))
     return app

@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 
+import settings
 from sandbox.client import SandboxClient
 from sandbox.redis_server import RedisServer, find_binary, free_port
 
@@ -40,11 +41,14 @@ def private_stack() -> Iterator[RedisServer]:
         WEB_ACCESS_LOG="",
         LOG_LEVEL="WARNING",
     )
+    before = settings.current()
+    settings.configure(settings.from_environment())  # this process uses the stack too
     try:
         yield server
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        settings.configure(before)
         server.stop()
 
 
@@ -54,6 +58,7 @@ def private_sandbox() -> Iterator[subprocess.Popen[bytes]]:
     inside `private_stack`: the ports go into this process's environment, so every web and
     worker process started afterwards talks to this sandbox (and the stack restores it)."""
     os.environ.update(SANDBOX_SALESFORCE_PORT=str(free_port()), SANDBOX_WHMCS_PORT=str(free_port()))
+    settings.configure(settings.from_environment())
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox"], cwd=ROOT, env=dict(os.environ),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -21,7 +21,8 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from notifier.connection import get_redis, redis_url
+import settings
+from notifier.connection import get_redis
 from notifier.events import parse_timestamp
 from notifier.owners import record_owner
 from tests.sse import WebProcess, start_web
@@ -90,7 +91,7 @@ async def drive(side: str, web: WebProcess, owners: dict[str, str], streams: int
     stream_orders = [orders[i % len(orders)] for i in range(streams)]
     paths = [_path(side, order_id) for order_id in stream_orders]
     headers = _headers(side, owners, stream_orders)
-    redis_port = urlparse(redis_url()).port or 6379
+    redis_port = urlparse(settings.current().redis.url).port or 6379
     rss_before = web.rss()
     started = time.monotonic()
     opened, readers = await open_many("127.0.0.1", web.port, paths, headers, on_event)

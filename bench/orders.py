@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+import settings
 from app.auth import SERVICE_SCOPE, mint_token
-from app.config import load_settings
 from notifier.order_ids import ORDER_KEY_PREFIX, normalize_salesforce_id
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -40,10 +40,10 @@ def _new_ids(count: int, prefix: str) -> list[str]:
 def customer_headers(account_ids: list[str], ttl: int = 3600) -> dict[str, dict[str, str]]:
     """An `Authorization` header per account, with that account's customer token (what a
     signed-in customer's browser sends): streams then go through the ownership check."""
-    settings = load_settings()
+    web = settings.current().web
 
     def token(account: str) -> str:
-        return mint_token(settings, account_id=account, scope=None, ttl=ttl)
+        return mint_token(web, account_id=account, scope=None, ttl=ttl)
 
     return {account: {"Authorization": f"Bearer {token(account)}"} for account in set(account_ids)}
 
@@ -51,7 +51,7 @@ def customer_headers(account_ids: list[str], ttl: int = 3600) -> dict[str, dict[
 def trigger_all(web_url: str, order_ids: list[str], threads: int = 8) -> dict[str, int]:
     """Submit every order through `POST /api/orders/<id>/fulfill` with a service token, from
     parallel threads; returns how many answers had each status (or error)."""
-    token = mint_token(load_settings(), account_id=None, scope=SERVICE_SCOPE, ttl=3600)
+    token = mint_token(settings.current().web, account_id=None, scope=SERVICE_SCOPE, ttl=3600)
     headers = {"Authorization": f"Bearer {token}"}
     local = threading.local()
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import requests
 
+import settings
 from app.auth import mint_token
-from app.config import load_settings
 from integrations import SalesforceGateway
 from notifier import keys, read_snapshot
 from notifier.connection import get_redis
@@ -70,7 +70,7 @@ def measure(sandbox: SandboxClient, sandbox_pid: int, orders: int, latency_ms: i
     worker = WorkerProcess.start(
         dict(os.environ), concurrency=CONCURRENCY[latency_ms], log_file=log_file, pool=POOL
     )
-    token = mint_token(load_settings(), account_id=None, scope="orders:fulfill", ttl=3600)
+    token = mint_token(settings.current().web, account_id=None, scope="orders:fulfill", ttl=3600)
     processes = {
         "web": web.process.pid,
         "worker": worker.process.pid,

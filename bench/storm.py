@@ -43,7 +43,8 @@ from urllib.parse import urlparse
 
 import psutil
 
-from notifier.connection import get_redis, redis_url
+import settings as process_settings
+from notifier.connection import get_redis
 from sandbox.client import SandboxClient
 from tests.sse import WebProcess, start_web
 
@@ -90,7 +91,7 @@ def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
             "orders_per_phase": orders,
             "fd_limit": limits[0],
             "listen_backlog": min(int(settings["WEB_BACKLOG"]), _somaxconn()),
-            "graceful_timeout_seconds": int(os.environ.get("WEB_GRACEFUL_TIMEOUT") or 10),
+            "graceful_timeout_seconds": process_settings.current().server.graceful_timeout_seconds,
             "redis_maxclients": int(get_redis().config_get("maxclients")["maxclients"] or 0),
             "phase_deadline_seconds": PHASE_SECONDS,
             "web_settings": settings,
@@ -349,7 +350,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
 def _redis_held(web: WebProcess) -> int | None:
     """The web worker's connections to Redis (None when there is no worker to ask)."""
     try:
-        return web.connections_to(urlparse(redis_url()).port or 6379)
+        return web.connections_to(urlparse(process_settings.current().redis.url).port or 6379)
     except (IndexError, psutil.Error):  # no worker: a restart that never came back
         return None
 

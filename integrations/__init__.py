@@ -7,7 +7,6 @@ order), nothing else.
 from .errors import IntegrationError, PermanentError, TransientError
 from .records import OrderLine, OrderRecord, WhmcsOrder
 from .salesforce import SalesforceGateway
-from .settings import uses_sandbox
 from .whmcs import WhmcsGateway
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "TransientError",
     "WhmcsGateway",
     "WhmcsOrder",
-    "uses_sandbox",
 ]

@@ -24,6 +24,9 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+import settings as process_settings
+from settings import SalesforceConfig
+
 from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
 from .metrics import timed_call
@@ -49,8 +52,11 @@ _ERROR_CODES: dict[str, tuple[type[IntegrationError], str]] = {
 class SalesforceGateway:
     """Reads and writes Salesforce Orders for one process; safe to share between threads."""
 
-    def __init__(self, settings: SalesforceSettings | None = None) -> None:
-        self._settings = settings
+    def __init__(self, config: SalesforceConfig | None = None) -> None:
+        """`config`: where the system is (default: this process's settings). Credentials are
+        resolved on first use (a sandbox may start after this process)."""
+        self._config = config
+        self._settings: SalesforceSettings | None = None
         self._lock = threading.Lock()
         self._client: Salesforce | None = None
         self.api_calls = 0
@@ -58,7 +64,8 @@ class SalesforceGateway:
     @property
     def settings(self) -> SalesforceSettings:
         if self._settings is None:
-            self._settings = salesforce_settings()
+            config = self._config or process_settings.current().salesforce
+            self._settings = salesforce_settings(config)
         return self._settings
 
     # --- operations ------------------------------------------------------------------------

@@ -1,22 +1,20 @@
-"""Where the external systems are and how to reach them, read from the environment.
+"""How to reach the external systems: the settings' part for each, with its credentials.
 
-With `SALESFORCE_INSTANCE_URL` (or `WHMCS_URL`) unset, that system is the local sandbox:
-its port comes from `SANDBOX_SALESFORCE_PORT` / `SANDBOX_WHMCS_PORT` and its credentials and
-certificate from `SANDBOX_DIR`, so `make run` needs no configuration and a second stack with
-other `SANDBOX_*` values talks to its own sandbox.
+Where a system is comes from `settings` (read once per process). In sandbox mode (no
+`SALESFORCE_INSTANCE_URL` / `WHMCS_URL`) the credentials are in the file the sandbox writes
+when it starts; it is read when a gateway first needs it, so a process may start before the
+sandbox has.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import TransientError
+from settings import SalesforceConfig, WhmcsConfig
 
-SANDBOX_CREDENTIALS = "credentials.json"
-SANDBOX_CERTIFICATE = "salesforce-cert.pem"
+from .errors import TransientError
 
 
 @dataclass(frozen=True)
@@ -55,26 +53,7 @@ class WhmcsSettings:
     order_field_id: int
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def sandbox_dir() -> Path:
-    return Path(_env("SANDBOX_DIR", ".sandbox")).resolve()
-
-
-def sandbox_host() -> str:
-    """Where the sandbox listens (another container's name under docker compose)."""
-    return _env("SANDBOX_HOST", "127.0.0.1")
-
-
-def uses_sandbox() -> bool:
-    """True when neither external system is configured: development and tests."""
-    return not (os.environ.get("SALESFORCE_INSTANCE_URL") or os.environ.get("WHMCS_URL"))
-
-
-def _sandbox_credentials(system: str) -> dict[str, str]:
-    path = sandbox_dir() / SANDBOX_CREDENTIALS
+def _sandbox_credentials(path: Path, system: str) -> dict[str, str]:
     try:
         return dict(json.loads(path.read_text())[system])
     except (OSError, ValueError, KeyError):
@@ -84,61 +63,45 @@ def _sandbox_credentials(system: str) -> dict[str, str]:
         ) from None
 
 
-def salesforce_settings() -> SalesforceSettings:
-    instance = os.environ.get("SALESFORCE_INSTANCE_URL")
-    if instance:
-        creds = {
-            "clientId": _env("SALESFORCE_CLIENT_ID", ""),
-            "clientSecret": _env("SALESFORCE_CLIENT_SECRET", ""),
-            "username": _env("SALESFORCE_USERNAME", ""),
-        }
-        ca_bundle = os.environ.get("SALESFORCE_CA_BUNDLE")
-    else:
-        instance = f"https://{sandbox_host()}:{_env('SANDBOX_SALESFORCE_PORT', '8443')}"
-        creds = _sandbox_credentials("salesforce")
-        ca_bundle = str(sandbox_dir() / SANDBOX_CERTIFICATE)
+def salesforce_settings(config: SalesforceConfig) -> SalesforceSettings:
+    creds = {
+        "clientId": config.client_id,
+        "clientSecret": config.client_secret,
+        "username": config.username or "",
+    }
+    if config.sandbox_credentials is not None:
+        creds = _sandbox_credentials(config.sandbox_credentials, "salesforce")
     return SalesforceSettings(
-        instance_url=instance.rstrip("/"),
+        instance_url=config.instance_url,
         client_id=creds["clientId"],
         client_secret=creds.get("clientSecret", ""),
         username=creds.get("username") or None,
-        private_key=_read_private_key(),
-        login_url=_env("SALESFORCE_LOGIN_URL", instance).rstrip("/"),
-        audience=_env("SALESFORCE_AUDIENCE", "https://login.salesforce.com"),
-        api_version=_env("SALESFORCE_API_VERSION", "59.0"),
-        ca_bundle=ca_bundle,
-        timeout=float(_env("SALESFORCE_TIMEOUT_SECONDS", "10")),
-        status_field=_env("SALESFORCE_STATUS_FIELD", "Activation_Status__c"),
-        error_field=_env("SALESFORCE_ERROR_FIELD", "Activation_Error__c"),
-        whmcs_order_field=_env("SALESFORCE_WHMCS_ORDER_FIELD", "WHMCS_Order_Id__c"),
-        client_field=_env("SALESFORCE_WHMCS_CLIENT_FIELD", "WHMCS_Client_Id__c"),
-        product_field=_env("SALESFORCE_WHMCS_PRODUCT_FIELD", "WHMCS_Product_Id__c"),
+        private_key=config.private_key,
+        login_url=config.login_url,
+        audience=config.audience,
+        api_version=config.api_version,
+        ca_bundle=config.ca_bundle,
+        timeout=config.timeout,
+        status_field=config.status_field,
+        error_field=config.error_field,
+        whmcs_order_field=config.whmcs_order_field,
+        client_field=config.client_field,
+        product_field=config.product_field,
     )
 
 
-def _read_private_key() -> str | None:
-    path = os.environ.get("SALESFORCE_PRIVATE_KEY_FILE")
-    return Path(path).read_text() if path else None
-
-
-def whmcs_settings() -> WhmcsSettings:
-    url = os.environ.get("WHMCS_URL")
-    if url:
-        creds = {
-            "identifier": _env("WHMCS_IDENTIFIER", ""),
-            "secret": _env("WHMCS_SECRET", ""),
-        }
-    else:
-        url = f"http://{sandbox_host()}:{_env('SANDBOX_WHMCS_PORT', '8081')}"
-        creds = _sandbox_credentials("whmcs")
+def whmcs_settings(config: WhmcsConfig) -> WhmcsSettings:
+    creds = {"identifier": config.identifier, "secret": config.secret}
+    if config.sandbox_credentials is not None:
+        creds = _sandbox_credentials(config.sandbox_credentials, "whmcs")
     return WhmcsSettings(
-        url=url.rstrip("/"),
+        url=config.url,
         identifier=creds["identifier"],
         secret=creds["secret"],
-        access_key=os.environ.get("WHMCS_ACCESS_KEY") or None,
-        ca_bundle=os.environ.get("WHMCS_CA_BUNDLE") or None,
-        timeout=float(_env("WHMCS_TIMEOUT_SECONDS", "10")),
-        payment_method=_env("WHMCS_PAYMENT_METHOD", "banktransfer"),
-        billing_cycle=_env("WHMCS_BILLING_CYCLE", "monthly"),
-        order_field_id=int(_env("WHMCS_ORDER_FIELD_ID", "1")),
+        access_key=config.access_key,
+        ca_bundle=config.ca_bundle,
+        timeout=config.timeout,
+        payment_method=config.payment_method,
+        billing_cycle=config.billing_cycle,
+        order_field_id=config.order_field_id,
     )

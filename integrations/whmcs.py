@@ -15,6 +15,9 @@ from typing import Any
 
 import requests
 
+import settings as process_settings
+from settings import WhmcsConfig
+
 from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
 from .metrics import timed_call
@@ -30,15 +33,19 @@ _PAGE = 250
 class WhmcsGateway:
     """Calls the WHMCS API for one process; safe to share between threads."""
 
-    def __init__(self, settings: WhmcsSettings | None = None) -> None:
-        self._settings = settings
+    def __init__(self, config: WhmcsConfig | None = None) -> None:
+        """`config`: where the system is (default: this process's settings). Credentials are
+        resolved on first use (a sandbox may start after this process)."""
+        self._config = config
+        self._settings: WhmcsSettings | None = None
         self._session: GatewaySession | None = None
         self.api_calls = 0
 
     @property
     def settings(self) -> WhmcsSettings:
         if self._settings is None:
-            self._settings = whmcs_settings()
+            config = self._config or process_settings.current().whmcs
+            self._settings = whmcs_settings(config)
         return self._settings
 
     # --- operations ------------------------------------------------------------------------

@@ -1,7 +1,13 @@
-"""Order events: the lifecycle contract, publishing, state and history, and the stream.
+"""Order events: the lifecycle contract (`events.py`, pure), key and channel names
+(`keys.py`), the pooled Redis client and its scripts (`connection.py`), publishing
+(`publish.py`), reading state and history back (`state.py`), who owns an order (`owners.py`)
+and Salesforce id validation (`order_ids.py`).
 
 `publish(order_id, update)` works from any process that has `REDIS_URL` (a Celery worker, a
 script): no Flask app or request context is needed.
+
+Rule of this package: it is what workers import, so it imports only `settings` from the
+project, and nothing of Flask or gevent. Serving streams to browsers is `streaming/`.
 """
 
 from .events import IllegalTransition, InvalidUpdate, Stage, is_terminal

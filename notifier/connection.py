@@ -1,6 +1,7 @@
 """The process's pooled Redis client.
 
-One `BlockingConnectionPool` per process (and per URL, so tests can point elsewhere): callers
+One `BlockingConnectionPool` per process (and per Redis settings, so a test can point a
+process elsewhere by configuring other settings): callers
 wait for a free connection instead of failing with "Too many connections" when thousands of
 streams open at once (redis-py 8 caps plain pools at 100). redis-py pools notice a fork and
 reconnect, so a module-level client is safe in Celery's prefork children too.
@@ -8,7 +9,6 @@ reconnect, so a module-level client is safe in Celery's prefork children too.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,33 +17,32 @@ import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+import settings
+from settings import RedisSettings
+
+from .scripts import LuaScript
 
 _lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
+_clients: dict[RedisSettings, redis.Redis] = {}
 _scripts: dict[str, Script] = {}
 
 
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-
-
-def get_redis() -> redis.Redis:
-    """The shared client for `REDIS_URL` (strings decoded)."""
-    url = redis_url()
-    client = _clients.get(url)
+def get_redis(where: RedisSettings | None = None) -> redis.Redis:
+    """The shared client for `where` (default: this process's settings), strings decoded."""
+    where = where or settings.current().redis
+    client = _clients.get(where)
     if client is None:
         with _lock:
-            client = _clients.get(url) or _new_client(url)
-            _clients[url] = client
+            client = _clients.get(where) or _new_client(where)
+            _clients[where] = client
     return client
 
 
-def _new_client(url: str) -> redis.Redis:
+def _new_client(where: RedisSettings) -> redis.Redis:
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=int(os.environ.get("REDIS_MAX_CONNECTIONS") or 8),
-        timeout=float(os.environ.get("REDIS_POOL_TIMEOUT_SECONDS") or 5),
+        where.url,
+        max_connections=where.max_connections,
+        timeout=where.pool_timeout_seconds,
         decode_responses=True,
         health_check_interval=30,
     )
@@ -51,25 +50,34 @@ def _new_client(url: str) -> redis.Redis:
 
 
 def run_script(
-    source: str, keys: Sequence[Any], args: Sequence[Any], client: redis.Redis | None = None
+    script: LuaScript,
+    keys: Sequence[Any],
+    args: Sequence[Any],
+    client: redis.Redis | None = None,
 ) -> Any:
     """Run a Lua script by its SHA (EVALSHA) on `client` (the shared one by default).
 
     One `Script` per source serves every client: redis-py loads it again on a server that does
     not know it (NOSCRIPT, e.g. after a Redis restart), so no script text travels per call.
-    In a pipeline use `queue_script` instead.
+    In a pipeline use `queue_script` instead. `keys` and `args` must match the script's
+    header (see `notifier.scripts`), or TypeError before anything is sent.
     """
+    script.check(keys, args)
     client = client or get_redis()
-    return _script(source)(keys=keys, args=args, client=client)
+    return _script(script.source)(keys=keys, args=args, client=client)
 
 
-def queue_script(pipe: Pipeline, source: str, keys: Sequence[Any], args: Sequence[Any]) -> None:
+def queue_script(
+    pipe: Pipeline, script: LuaScript, keys: Sequence[Any], args: Sequence[Any]
+) -> None:
     """Queue the script (EVALSHA) on `pipe`, which `run_pipeline` executes.
 
     Not redis-py's way (`Script(client=pipe)`): that makes every execute ask SCRIPT EXISTS
     first, a second round trip per pipeline; here a missing script is loaded only when Redis
-    answers NOSCRIPT (after a restart), and the pipeline runs again."""
-    pipe.execute_command("EVALSHA", _script(source).sha, len(keys), *keys, *args)
+    answers NOSCRIPT (after a restart), and the pipeline runs again. `keys` and `args` are
+    checked as in `run_script`."""
+    script.check(keys, args)
+    pipe.execute_command("EVALSHA", _script(script.source).sha, len(keys), *keys, *args)
 
 
 def run_pipeline(build: Callable[[Pipeline], None], transaction: bool = False) -> list[Any]:
@@ -96,11 +104,3 @@ def _script(source: str) -> Script:
             script = _scripts.get(source) or get_redis().register_script(source)
             _scripts[source] = script
     return script
-
-
-def reset_clients() -> None:
-    """Drop cached clients (tests switch URLs; a restarted Redis needs nothing from this)."""
-    with _lock:
-        for client in _clients.values():
-            client.connection_pool.disconnect()
-        _clients.clear()

@@ -1,10 +1,7 @@
-"""Redis key and channel names, all under one namespace.
+"""Redis key and channel names, all under the settings' namespace (`FULFILLMENT_NAMESPACE`).
 
-`FULFILLMENT_NAMESPACE` prefixes everything, so two stacks, or a test run beside `make run`,
-can share one Redis without seeing each other. It defaults to `fulfillment`; a development
-stack on a sandbox with a non-default `SANDBOX_SALESFORCE_PORT` (and no real Salesforce or
-WHMCS configured) defaults to `fulfillment-sandbox-<port>`, so changing the `SANDBOX_*`
-variables alone is enough to run a second, independent stack beside the first.
+The namespace prefixes everything, so two stacks, or a test run beside `make run`, can share
+one Redis without seeing each other (how its default is chosen: `settings.read_namespace`).
 
 Per-order keys carry the order id as a hash tag (`{801...}`) so an order's state and history
 always share a Redis Cluster slot.
@@ -14,21 +11,11 @@ Redis pub/sub ignores database numbers: channel names are namespaced for the sam
 
 from __future__ import annotations
 
-import os
-
-DEFAULT_NAMESPACE = "fulfillment"
-_DEFAULT_SANDBOX_PORT = "8443"
+import settings
 
 
 def namespace() -> str:
-    explicit = os.environ.get("FULFILLMENT_NAMESPACE")
-    if explicit:
-        return explicit
-    external = os.environ.get("SALESFORCE_INSTANCE_URL") or os.environ.get("WHMCS_URL")
-    port = os.environ.get("SANDBOX_SALESFORCE_PORT") or _DEFAULT_SANDBOX_PORT
-    if external or port == _DEFAULT_SANDBOX_PORT:
-        return DEFAULT_NAMESPACE
-    return f"{DEFAULT_NAMESPACE}-sandbox-{port}"
+    return settings.current().namespace
 
 
 def state_key(order_id: str) -> str:
@@ -49,10 +36,6 @@ def order_key(order_id: str, purpose: str) -> str:
 def channel(order_id: str) -> str:
     """The pub/sub channel carrying the order's flask-sse envelopes."""
     return f"{namespace()}:sse:order.{order_id}"
-
-
-def channel_prefix() -> str:
-    return f"{namespace()}:sse:order."
 
 
 def active_orders_key() -> str:

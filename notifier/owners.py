@@ -17,16 +17,9 @@ from redis.client import Pipeline
 
 from . import keys
 from .connection import get_redis, queue_script, run_pipeline, run_script
+from .scripts import LuaScript
 
-# KEYS[1] the order's state hash. ARGV[1] the account id; ARGV[2] the lifetime, in seconds, to
-# give a hash that holds no published state yet (0: leave it without one). A hash that holds
-# state keeps the lifetime its last publish gave it.
-_RECORD_LUA = """
-redis.call('HSET', KEYS[1], 'owner', ARGV[1])
-if redis.call('HEXISTS', KEYS[1], 'payload') == 0 and tonumber(ARGV[2]) > 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-"""
+_RECORD = LuaScript.load(__file__, "record_owner")
 
 
 @dataclass(frozen=True)
@@ -64,7 +57,7 @@ def owner_record(replies: list[Any]) -> OwnerRecord:
 
 def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
     """Record the order's account. `ttl_seconds` applies only while the order has no state."""
-    run_script(_RECORD_LUA, [keys.state_key(order_id)], [account_id, int(ttl_seconds)])
+    run_script(_RECORD, [keys.state_key(order_id)], [account_id, int(ttl_seconds)])
 
 
 def record_unknown(order_id: str, ttl_seconds: int) -> None:
@@ -86,7 +79,7 @@ def record_answers(
         for order_id, account_id in answers.items():
             if account_id:
                 args = [account_id, int(ttl_seconds)]
-                queue_script(pipe, _RECORD_LUA, [keys.state_key(order_id)], args)
+                queue_script(pipe, _RECORD, [keys.state_key(order_id)], args)
             else:
                 pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))
 

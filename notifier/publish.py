@@ -1,9 +1,10 @@
 """Publishing an order update: history, state and live delivery in one atomic step.
 
-One Lua script appends the update to the order's capped Redis Stream (whose entry id becomes
-the SSE event id), stores it as the order's current state, and PUBLISHes the flask-sse
-envelope `{"data", "id", "type"}` on the order's channel. Replay (read from the stream) and
-live delivery (the channel) therefore never disagree about what happened or in which order.
+One Lua script (`lua/publish.lua`) appends the update to the order's capped Redis Stream
+(whose entry id becomes the SSE event id), stores it as the order's current state, and
+PUBLISHes the flask-sse envelope `{"data", "id", "type"}` on the order's channel. Replay (read
+from the stream) and live delivery (the channel) therefore never disagree about what happened
+or in which order.
 
 The lifecycle rules live in `events.py`, in Python. They are applied atomically by
 compare-and-set: we read the order's sequence number and last payload, decide, and the script
@@ -13,12 +14,13 @@ commits only if the sequence is still the one we read; otherwise we read again.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import redis
+
+import settings
 
 from . import keys
 from .connection import get_redis, run_script
@@ -31,33 +33,11 @@ from .events import (
     next_progress,
 )
 from .order_ids import normalize_order_id
+from .scripts import LuaScript
 
-#: Entries kept per order (approximate trim); an order has a handful unless it retries a lot.
-HISTORY_MAXLEN = int(os.environ.get("ORDER_HISTORY_MAXLEN") or 1000)
-#: Seconds an order's state and history live after its last update (0 keeps them forever).
-ORDER_TTL_SECONDS = int(os.environ.get("ORDER_TTL_SECONDS") or 30 * 24 * 3600)
 _CAS_ATTEMPTS = 20
 
-_PUBLISH_LUA = """
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-if seq ~= tonumber(ARGV[1]) then return false end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[2])
-redis.call('HSET', KEYS[1], 'seq', seq + 1, 'payload', ARGV[2], 'lastEventId', id,
-  'progress', ARGV[10])
-if ARGV[6] == '1' then
-  redis.call('ZREM', KEYS[3], ARGV[8])
-else
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[8])
-end
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-  redis.call('EXPIRE', KEYS[2], ttl)
-end
-redis.call('PUBLISH', ARGV[3],
-  '{"data":' .. ARGV[2] .. ',"id":"' .. id .. '","type":"' .. ARGV[9] .. '"}')
-return id
-"""
+_PUBLISH = LuaScript.load(__file__, "publish")
 
 
 class PublishConflict(RuntimeError):
@@ -96,15 +76,17 @@ def _commit(
     client: redis.Redis, order_id: str, seq: int, payload: dict[str, Any], progress: str
 ) -> str | None:
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+    # An order has a handful of entries unless it retries a lot; the trim is approximate.
+    events = settings.current().events
     return run_script(
-        _PUBLISH_LUA,
+        _PUBLISH,
         keys=[keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()],
         args=[
             seq,
             data,
             keys.channel(order_id),
-            HISTORY_MAXLEN,
-            ORDER_TTL_SECONDS,
+            events.history_maxlen,
+            events.ttl_seconds,
             "1" if is_terminal(payload["stage"]) else "0",
             int(time.time() * 1000),
             order_id,

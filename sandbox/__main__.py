@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+
+import settings
 
 from .server import serve
 
 
 def _parser() -> argparse.ArgumentParser:
-    env = os.environ.get
+    sandbox = settings.from_environment().sandbox
     parser = argparse.ArgumentParser(
         prog="python -m sandbox", description="Local Salesforce and WHMCS emulators."
     )
-    parser.add_argument(
-        "--salesforce-port", type=int, default=int(env("SANDBOX_SALESFORCE_PORT") or 8443)
-    )
-    parser.add_argument("--whmcs-port", type=int, default=int(env("SANDBOX_WHMCS_PORT") or 8081))
-    parser.add_argument("--dir", default=env("SANDBOX_DIR") or ".sandbox")
+    parser.add_argument("--salesforce-port", type=int, default=sandbox.salesforce_port)
+    parser.add_argument("--whmcs-port", type=int, default=sandbox.whmcs_port)
+    parser.add_argument("--dir", default=str(sandbox.dir))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--tls-name",
         action="append",
-        default=[n.strip() for n in (env("SANDBOX_TLS_NAMES") or "").split(",") if n.strip()],
+        default=list(sandbox.tls_names),
         help="extra DNS name or IP for the certificate (repeatable)",
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG shows every request")

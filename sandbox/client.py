@@ -6,11 +6,12 @@ Plain HTTP(S) with `requests`, trusting the sandbox's certificate explicitly (th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import requests
+
+import settings
+from settings import SandboxSettings
 
 from .tls import CERT_FILE
 
@@ -25,15 +26,18 @@ class SandboxClient:
         self.http = requests.Session()
 
     @classmethod
-    def from_environment(cls) -> SandboxClient:
-        """The sandbox that `SANDBOX_*` point at (the same rule the app follows)."""
-        directory = Path(os.environ.get("SANDBOX_DIR") or ".sandbox").resolve()
-        host = os.environ.get("SANDBOX_HOST") or "127.0.0.1"
+    def for_sandbox(cls, sandbox: SandboxSettings) -> SandboxClient:
         return cls(
-            f"https://{host}:{os.environ.get('SANDBOX_SALESFORCE_PORT') or 8443}",
-            f"http://{host}:{os.environ.get('SANDBOX_WHMCS_PORT') or 8081}",
-            str(directory / CERT_FILE),
+            f"https://{sandbox.host}:{sandbox.salesforce_port}",
+            f"http://{sandbox.host}:{sandbox.whmcs_port}",
+            str(sandbox.dir / CERT_FILE),
         )
+
+    @classmethod
+    def from_environment(cls) -> SandboxClient:
+        """The sandbox that `SANDBOX_*` point at now (read afresh: tests and benchmarks start
+        sandboxes on ports they choose)."""
+        return cls.for_sandbox(settings.from_environment().sandbox)
 
     def _request(self, method: str, system: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)

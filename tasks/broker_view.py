@@ -13,23 +13,15 @@ from functools import cache
 
 import redis
 
+import settings
 from notifier.connection import run_script
+from notifier.scripts import LuaScript
 
-from .config import broker_url, queue_name
+from .config import queue_name
 
 #: kombu's Redis transport keeps one list per priority step: the name, then name\x06\x16<n>.
 _PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-_SCAN_LUA = """
-local found, seen = {}, {}
-for _, key in ipairs(KEYS) do
-  for _, message in ipairs(redis.call('LRANGE', key, 0, -1)) do
-    for id in string.gmatch(message, "'(801%w%w%w%w%w%w%w%w%w%w%w%w%w%w%w)'") do
-      if not seen[id] then seen[id] = true; table.insert(found, id) end
-    end
-  end
-end
-return found
-"""
+_QUEUED_ORDERS = LuaScript.load(__file__, "queued_orders")
 
 
 @cache
@@ -39,8 +31,8 @@ def _client(url: str) -> redis.Redis:
 
 def queued_orders() -> set[str] | None:
     """Ids of orders with a message in the broker's queue, or None if it cannot be read."""
-    url = broker_url()
+    url = settings.current().broker.url
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
     keys = [queue_name() + suffix for suffix in _PRIORITY_SUFFIXES]
-    return {str(order_id) for order_id in run_script(_SCAN_LUA, keys, [], _client(url))}
+    return {str(order_id) for order_id in run_script(_QUEUED_ORDERS, keys, [], _client(url))}

@@ -1,4 +1,7 @@
-"""The Celery application: `celery -A tasks.celery_app worker` runs the fulfillment steps."""
+"""The Celery application, the composition root of the worker: `celery -A tasks.celery_app
+worker` runs the fulfillment steps (`tasks.workflow`, loaded by name), configured from the
+process's settings. Other processes queue work through `dispatcher()`.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +11,41 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
 
-from . import logs, metrics
-from .config import celery_settings
+import settings
+from observability import logs
+from observability import metrics as collected
 
-celery = Celery("fulfillment", include=["tasks.workflow"])
-celery.conf.update(celery_settings())
+from .config import celery_config
+from .dispatch import CeleryDispatcher
+from .reconciler import start_loop
+
+celery = Celery("fulfillment", include=["tasks.workflow"], set_as_current=True)
+celery.conf.update(celery_config(settings.current()))
+
+
+def dispatcher() -> CeleryDispatcher:
+    """Queues runs and failures on this app (the web, the CLI and the reconciler use it)."""
+    return CeleryDispatcher(celery)
 
 
 @setup_logging.connect
 def _logging(**_: Any) -> None:
-    logs.configure()  # JSON lines, like the web; Celery leaves the root logger to us
+    logs.configure(settings.current().observability)  # JSON lines, like the web
 
 
 @worker_init.connect
 def _serve_metrics(**_: Any) -> None:
-    metrics.serve_worker_metrics()
+    """The worker's metrics on `WORKER_METRICS_PORT` (0: not served)."""
+    observability = settings.current().observability
+    port, address = observability.worker_metrics_port, observability.worker_metrics_address
+    collected.serve(observability, port, address)
 
 
 @worker_ready.connect
 def _start_reconciler(**_: Any) -> None:
-    from .reconciler import start_loop
-
-    start_loop()
+    start_loop(dispatcher())
 
 
 @worker_process_shutdown.connect
 def _forget_child(pid: int | None = None, **_: Any) -> None:
-    metrics.forget_process(pid or os.getpid())
-
-
-def reconfigure() -> None:
-    """Re-read the environment (tests point the app at their own Redis and namespace)."""
-    celery.conf.update(celery_settings())
+    collected.forget_process(settings.current().observability, pid or os.getpid())

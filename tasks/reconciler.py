@@ -7,12 +7,9 @@ message only comes back after the broker's visibility timeout), when a chain lin
 errback is lost, or when the web died between claiming an order and queueing it.
 
 An order whose message is still waiting in the broker's queue (a backlog) is not stuck; the
-Redis broker's queue is read to tell (see `broker_view`). Taking an order over bumps its epoch
-in the same atomic step that checks it is not alive, so the old delivery, if it ever turns up,
-is stale and does nothing: there is never a second live pipeline. When the step of the
-taken-over epoch was still running, it died mid-run (a strike); an order with more than
-`FULFILLMENT_MAX_TAKEOVERS` strikes in a row, without a step completing in between (a step that
-keeps killing its worker), is failed instead of looping.
+Redis broker's queue is read to tell (see `broker_view`). The takeover itself, its epoch and
+strikes, and where the order resumes are `fulfillment.recovery`'s; this module decides which
+orders to take over and queues their resumption.
 
 Every worker runs the loop in its main process; a Redis lease lets one of them work per round.
 """
@@ -23,100 +20,79 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
 
-from prometheus_client import Counter
-
-from notifier import Stage, current_state, is_terminal, keys
+import settings as process_settings
+from fulfillment import ledger, recovery
+from fulfillment.failures import RECOVERY_EXHAUSTED, failure
+from fulfillment.metrics import TAKEOVERS
+from fulfillment.ports import Dispatcher
+from notifier import current_state, is_terminal, keys
 from notifier.connection import get_redis
+from settings import RecoverySettings
 
-from . import leases, ledger
 from .broker_view import queued_orders
-from .config import RecoverySettings, queue_name
-from .trigger import resume_stage
-from .workflow import chain_from, fail
 
 log = logging.getLogger(__name__)
 
-TAKEOVERS = Counter(
-    "fulfillment_takeovers_total", "Stuck orders resumed by the reconciler, by stage.", ["stage"]
-)
 
-#: Where a stuck order resumes, by the stage it shows.
-_NEXT_STEP = {
-    Stage.ACTIVATING: Stage.PROVISIONING,  # activation was announced: provisioning is next
-    Stage.PROVISIONING: Stage.PROVISIONING,  # re-run: it finds what WHMCS already has
-}
-
-
-def reconcile_once(settings: RecoverySettings | None = None, limit: int = 500) -> list[str]:
+def reconcile_once(
+    dispatcher: Dispatcher, settings: RecoverySettings | None = None, limit: int = 500
+) -> list[str]:
     """Take over every stuck order once; returns their ids."""
-    settings = settings or RecoverySettings.from_env()
+    settings = settings or process_settings.current().recovery
     cutoff_ms = (time.time() - settings.stuck_after_seconds) * 1000
     candidates = get_redis().zrangebyscore(keys.active_orders_key(), "-inf", cutoff_ms, 0, limit)
     if not candidates:
         return []
     waiting = queued_orders() or set()  # waiting their turn in the queue: not stuck
     order_ids = [str(candidate) for candidate in candidates if str(candidate) not in waiting]
-    return [order_id for order_id in order_ids if take_over(order_id, settings)]
+    return [order_id for order_id in order_ids if resume(order_id, dispatcher, settings)]
 
 
-def take_over(order_id: str, settings: RecoverySettings) -> bool:
+def resume(order_id: str, dispatcher: Dispatcher, settings: RecoverySettings) -> bool:
+    """Take the stuck order over and queue its resumption (or its failure); False when it
+    needed nothing (finished, or someone is working on it)."""
     state = current_state(order_id)
     if state is None or is_terminal(state.get("stage")):
         get_redis().zrem(keys.active_orders_key(), order_id)
         return False
-    epoch = leases.take_over(order_id, settings.stuck_after_seconds)
+    epoch = recovery.claim_takeover(order_id, settings.stuck_after_seconds)
     if epoch is None:
         return False  # someone is working on it
-    stage, run = Stage(state["stage"]), int(state.get("run", 1))
-    died_mid_step = ledger.running_epoch(order_id) == epoch - 1
-    if died_mid_step and ledger.count_strike(order_id) > settings.max_takeovers:
-        error = {
-            "code": "RECOVERY_EXHAUSTED",
-            "message": "fulfillment kept stalling",
-            "retryable": True,
-        }
-        fail.apply_async((order_id, run, error, None), queue=queue_name())
+    run = int(state.get("run", 1))
+    died_mid_step = recovery.running_epoch(order_id) == epoch - 1
+    if died_mid_step and recovery.count_strike(order_id) > settings.max_takeovers:
+        dispatcher.fail(order_id, run, failure(RECOVERY_EXHAUSTED), None)
         return True
-    first = _resume_at(order_id, state)
-    chain_from(
-        order_id, run, epoch, first, reopen=run > 1 and first == Stage.PROVISIONING
-    ).apply_async()
-    TAKEOVERS.labels(stage).inc()
+    point = recovery.resume_point(state, ledger.load_failed_step(order_id))
+    dispatcher.start(order_id, run, epoch, point)
+    TAKEOVERS.labels(state["stage"]).inc()
     log.warning(
         "took over a stuck order",
         extra={
             "order_id": order_id,
-            "step": first,
+            "step": point.step.leads_to,
             "run": run,
             "outcome": "resumed",
-            "code": stage,
+            "code": state["stage"],
         },
     )
     return True
 
 
-def _resume_at(order_id: str, state: dict[str, Any]) -> Stage:
-    stage = Stage(state["stage"])
-    if stage is Stage.RETRYING:
-        return Stage(state.get("step") or Stage.ACTIVATING)
-    if stage is Stage.QUEUED:
-        return resume_stage(order_id) if int(state.get("run", 1)) > 1 else Stage.ACTIVATING
-    return _NEXT_STEP.get(stage, Stage.ACTIVATING)
-
-
-def start_loop() -> threading.Thread | None:
+def start_loop(dispatcher: Dispatcher) -> threading.Thread | None:
     """Run the reconciler in the background of this (worker main) process."""
-    settings = RecoverySettings.from_env()
+    settings = process_settings.current().recovery
     if settings.reconcile_interval_seconds <= 0:
         return None
-    thread = threading.Thread(target=_loop, args=(settings,), name="reconciler", daemon=True)
+    thread = threading.Thread(
+        target=_loop, args=(dispatcher, settings), name="reconciler", daemon=True
+    )
     thread.start()
     return thread
 
 
-def _loop(settings: RecoverySettings) -> None:
+def _loop(dispatcher: Dispatcher, settings: RecoverySettings) -> None:
     me, interval = uuid.uuid4().hex, settings.reconcile_interval_seconds
     lease = f"{keys.namespace()}:reconciler"
     while True:
@@ -124,6 +100,6 @@ def _loop(settings: RecoverySettings) -> None:
         try:
             # One worker per round, cluster-wide; the lease lapses on its own if we die.
             if get_redis().set(lease, me, nx=True, px=int(interval * 900)):
-                reconcile_once(settings)
+                reconcile_once(dispatcher, settings)
         except Exception as exc:  # Redis down, broker down: try again next round
             log.warning("reconciler round failed: %r", exc)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import settings
 from sandbox.redis_server import RedisServer, answers
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -48,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     for name in ("SALESFORCE_INSTANCE_URL", "WHMCS_URL", "JWT_PUBLIC_KEY", "JWT_AUDIENCE"):
         os.environ.pop(name, None)
+    # The variables above are for the processes tests start; this one gets its settings here.
+    settings.configure(settings.from_environment(dict(os.environ)))
 
 
 def _rabbitmq_url() -> str:
@@ -80,6 +83,21 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def stack_variables(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """`stack_variables(NAME=value, ...)`: set variables for the processes a test starts, and
+    give this process the settings they make; both are restored afterwards."""
+    before = settings.current()
+
+    def use(**variables: str) -> settings.Settings:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        return settings.configure(settings.from_environment(dict(os.environ)))
+
+    yield use
+    settings.configure(before)
+
+
+@pytest.fixture
 def redis_client(redis_url: str) -> Iterator[object]:
     """The project's pooled client; this test run's keys are deleted afterwards."""
     from notifier.connection import get_redis
@@ -101,6 +119,7 @@ def sandbox(redis_url: str) -> Iterator[object]:
     running = start(os.environ["SANDBOX_DIR"])
     os.environ["SANDBOX_SALESFORCE_PORT"] = str(urlparse(running.salesforce_url).port)
     os.environ["SANDBOX_WHMCS_PORT"] = str(urlparse(running.whmcs_url).port)
+    settings.configure(settings.from_environment(dict(os.environ)))
     yield running
     running.stop()
 
@@ -124,11 +143,8 @@ def worker(sandbox: object) -> Iterator[object]:
     """A real Celery worker (thread pool) consuming this run's queue on the test Redis."""
     from celery.contrib.testing.worker import start_worker
 
-    from tasks import gateways
-    from tasks.celery_app import celery, reconfigure
+    from tasks.celery_app import celery
 
-    reconfigure()
-    gateways.reset()
     with start_worker(
         celery, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
     ) as running:
@@ -151,7 +167,7 @@ def client(app) -> object:
 def tokens(app) -> object:
     from tests.helpers import Tokens
 
-    return Tokens(app.config)
+    return Tokens(app.extensions["web_settings"])
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ from typing import Any
 from app.auth import SERVICE_SCOPE, mint_token
 from notifier import is_terminal
 from notifier.state import wait_for_events
+from settings import WebSettings
 
 
 class Tokens:
     """Mint customer and service JWTs with the app's configured key."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
 
     def service(self, scope: str = SERVICE_SCOPE, ttl: int = 600) -> str:

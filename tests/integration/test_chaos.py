@@ -84,23 +84,22 @@ class Follower(threading.Thread):
 
 
 @pytest.fixture
-def private_redis(tmp_path, monkeypatch) -> Iterator[RedisServer]:
+def private_redis(tmp_path, stack_variables) -> Iterator[RedisServer]:
     # Every write on disk before it is acknowledged: a restart may lose nothing.
     server = RedisServer(data_dir=str(tmp_path / "redis"), appendonly=True, appendfsync="always")
     server.start()
-    monkeypatch.setenv("REDIS_URL", server.url)
-    monkeypatch.setenv("CELERY_BROKER_URL", server.url)
+    stack_variables(REDIS_URL=server.url, CELERY_BROKER_URL=server.url)
     yield server
     server.stop()
 
 
 def test_orders_survive_killed_workers_and_a_redis_restart(
-    sandbox, sandbox_client, private_redis, tokens, monkeypatch, tmp_path
+    sandbox, sandbox_client, private_redis, tokens, stack_variables, tmp_path
 ):
     orders_wanted = int(os.environ.get("CHAOS_ORDERS") or 30)
     chaos_seconds = float(os.environ.get("CHAOS_SECONDS") or 20)
     env = stack_env(REDIS_URL=private_redis.url, CELERY_BROKER_URL=private_redis.url, **RECOVERY)
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", env["FULFILLMENT_NAMESPACE"])
+    stack_variables(FULFILLMENT_NAMESPACE=env["FULFILLMENT_NAMESPACE"])
     sandbox_client.fault("whmcs", "*", latencyMs=150)  # orders take long enough to be hit
     sandbox_client.fault("salesforce", "*", latencyMs=50)
     service = tokens.headers(tokens.service())

@@ -1,5 +1,6 @@
 """`make run`'s stack (`python -m app.devstack`): everything up on the configured ports, an
-order completes, Flower shows it behind basic auth, /metrics moves, Ctrl-C leaves nothing."""
+order completes, the CLI in a new shell finds the stack, Flower shows the order behind basic
+auth, each process's metrics stay its own, Ctrl-C leaves nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +17,6 @@ import requests
 from sandbox.client import SandboxClient
 from sandbox.redis_server import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -61,8 +60,10 @@ def test_make_run_stack(tmp_path):
     )
     log_path = tmp_path / "stack.log"
     output = log_path.open("wb")
+    here = tmp_path / "checkout"  # where `make run` was started: the stack file goes there
+    here.mkdir()
     stack = subprocess.Popen(
-        [sys.executable, "-m", "app.devstack"], cwd=ROOT, env=env, stdout=output,
+        [sys.executable, "-m", "app.devstack"], cwd=here, env=env, stdout=output,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     web = f"http://127.0.0.1:{ports['web']}"
@@ -79,8 +80,16 @@ def test_make_run_stack(tmp_path):
             str(tmp_path / "sandbox" / "salesforce-cert.pem"),
         )
         order = wait_for(lambda: sandbox.create_order(), 30, "sandbox up")
-        run = {"cwd": ROOT, "env": env, "capture_output": True, "text": True, "check": True}
+        # A new shell: none of the stack's variables, only the file `make run` wrote.
+        new_shell = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path))}
+        run = {"cwd": here, "env": new_shell, "capture_output": True, "text": True, "check": True}
         cli = [sys.executable, "-m", "app.cli"]
+        waiting = subprocess.run(
+            [*cli, "watch", order["orderId"], "--timeout", "1"],
+            cwd=here, env=new_shell, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert "has not been submitted for fulfillment yet" in waiting.stderr
+        assert f"127.0.0.1:{ports['redis']}" in waiting.stderr  # the stack's Redis, not 6379
         submitted = subprocess.run([*cli, "submit", order["orderId"]], timeout=60, **run)
         watched = subprocess.run(
             [*cli, "watch", order["orderId"], "--timeout", "60"], timeout=90, **run
@@ -102,8 +111,14 @@ def test_make_run_stack(tmp_path):
         assert submitted.stdout.strip() in tasks  # the trigger's task id is the chain's
 
         metrics = requests.get(f"{web}/metrics", timeout=5).text
-        assert 'fulfillment_orders_total{outcome="completed"} 1.0' in metrics  # the worker's, too
         assert "fulfillment_streams_open" in metrics
+        assert "flower_" not in metrics  # each process's series where a scraper expects them
+        worker_metrics = wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{ports['worker']}/metrics", timeout=5).text,
+            30,
+            "the worker's metrics",
+        )
+        assert 'fulfillment_orders_total{outcome="completed"} 1.0' in worker_metrics
     finally:
         os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         stack.wait(timeout=60)

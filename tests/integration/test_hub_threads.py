@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 
-from notifier.connection import redis_url
-from notifier.hub import Hub, HubUnavailable
+import settings
+from streaming.hub import Hub, HubUnavailable
 
 
 def test_concurrent_subscribes_from_threads_are_all_confirmed(redis_client):
-    hub = Hub(redis_url())
+    hub = Hub(settings.current().redis.url)
     failures: list[str] = []
 
     def churn(worker: int) -> None:

@@ -61,14 +61,15 @@ def test_a_submitted_order_is_watched_without_asking_salesforce(
 
 
 def test_activation_records_the_owner_when_the_trigger_could_not(sandbox_client):
-    from tasks import steps
+    from fulfillment import ports, steps
+    from fulfillment.plan import Job
 
     order = sandbox_client.create_order()
     # As the trigger leaves an order when Salesforce is down: queued, its owner unknown.
     publish(order["orderId"], {"stage": "queued", "message": "waiting"})
     assert owners.read_owner(order["orderId"]).account_id is None
 
-    steps.activate(steps.Job(order["orderId"], run=1))
+    steps.activate(Job(order["orderId"], run=1), ports.live())
 
     assert owners.read_owner(order["orderId"]).account_id == order["accountId"]
 

@@ -32,7 +32,7 @@ def rabbitmq_answers() -> bool:
 
 
 @pytest.fixture(params=list(BROKERS))
-def env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str]]:
+def env(request, sandbox, stack_variables, tmp_path) -> Iterator[dict[str, str]]:
     if request.param.startswith("rabbitmq") and not rabbitmq_answers():
         url = os.environ["TEST_RABBITMQ_URL"]
         pytest.skip(f"no RabbitMQ answers at {url} and none could be started: NOT tested")
@@ -43,7 +43,7 @@ def env(request, sandbox, monkeypatch, tmp_path) -> Iterator[dict[str, str]]:
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         CELERY_QUEUE_TYPE="quorum" if request.param.endswith("quorum") else "classic",
     )
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", values["FULFILLMENT_NAMESPACE"])
+    stack_variables(FULFILLMENT_NAMESPACE=values["FULFILLMENT_NAMESPACE"])
     yield values
     if request.param.startswith("rabbitmq"):
         delete_rabbitmq_queue(f"{values['FULFILLMENT_NAMESPACE']}.fulfillment")

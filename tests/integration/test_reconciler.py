@@ -7,12 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+import settings
+from fulfillment import recovery
+from fulfillment.plan import Step
+from fulfillment.recovery import ResumePoint
 from notifier import publish
-from tasks import leases, ledger
+from settings import RecoverySettings
 from tasks.broker_view import queued_orders
-from tasks.config import RecoverySettings
+from tasks.celery_app import dispatcher
 from tasks.reconciler import reconcile_once
-from tasks.workflow import chain_from
 from tests.helpers import wait_for_terminal, wait_until
 
 NOW = RecoverySettings(
@@ -21,42 +24,44 @@ NOW = RecoverySettings(
 
 
 @pytest.fixture
-def quiet_queue(redis_client, sandbox, monkeypatch) -> Iterator[None]:
+def quiet_queue(redis_client, sandbox) -> Iterator[None]:
     """A namespace, and so a queue, no worker consumes: messages stay in the broker's list."""
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", f"quiet-{uuid.uuid4().hex[:8]}")
+    before = settings.current()
+    settings.configure(before.replace(namespace=f"quiet-{uuid.uuid4().hex[:8]}"))
     yield
     quiet_queue_purge()
+    settings.configure(before)
 
 
 def test_an_order_waiting_in_the_queue_is_not_stuck(quiet_queue, sandbox_client):
     order = sandbox_client.create_order()["orderId"]
     publish(order, {"stage": "queued"})
-    chain_from(order, 1, 0).apply_async()
+    dispatcher().start(order, 1, 0, ResumePoint(Step.ACTIVATE))
 
     assert order in queued_orders()
-    assert reconcile_once(NOW) == []
-    assert ledger.epoch(order) == 0
+    assert reconcile_once(dispatcher(), NOW) == []
+    assert recovery.epoch(order) == 0
 
 
 def test_an_order_with_no_message_is_taken_over_and_completes(worker, sandbox_client, redis_client):
     order = sandbox_client.create_order()["orderId"]
     publish(order, {"stage": "queued"})  # claimed, but its message was never sent
 
-    assert reconcile_once(NOW) == [order]
+    assert reconcile_once(dispatcher(), NOW) == [order]
 
     assert wait_for_terminal(order)[-1]["stage"] == "completed"
-    assert ledger.epoch(order) == 1
-    wait_until(lambda: ledger.running_epoch(order) is None)  # each step marked its end
-    assert reconcile_once(NOW) == []  # terminal orders leave the index
+    assert recovery.epoch(order) == 1
+    wait_until(lambda: recovery.running_epoch(order) is None)  # each step marked its end
+    assert reconcile_once(dispatcher(), NOW) == []  # terminal orders leave the index
 
 
 def test_an_order_being_worked_on_is_not_taken_over(quiet_queue, sandbox_client):
     order = sandbox_client.create_order()["orderId"]
     publish(order, {"stage": "queued"})
-    with leases.keep_alive(order, 5):
-        assert reconcile_once(NOW) == []
-    leases.mark_alive(order, 5, "retry scheduled")
-    assert reconcile_once(NOW) == []
+    with recovery.keep_alive(order, 5):
+        assert reconcile_once(dispatcher(), NOW) == []
+    recovery.mark_alive(order, 5, "retry scheduled")
+    assert reconcile_once(dispatcher(), NOW) == []
 
 
 def test_a_step_that_keeps_dying_fails_the_order_instead_of_looping(
@@ -87,9 +92,9 @@ def test_strikes_start_over_once_a_step_completes(quiet_queue, sandbox_client, r
     for _ in range(3):  # unlucky, not poisonous: up to the limit of deaths, then progress
         for _ in range(NOW.max_takeovers):
             sent += _take_over_after(order, redis_client, step_ended=False)
-        epoch = ledger.epoch(order)
-        ledger.mark_started(order, epoch)
-        ledger.mark_ended(order, epoch, progressed=True)
+        epoch = recovery.epoch(order)
+        recovery.mark_started(order, epoch)
+        recovery.mark_ended(order, epoch, progressed=True)
 
     assert {message["headers"]["task"] for message in sent} == {"fulfillment.provision"}
 
@@ -104,14 +109,14 @@ def _activated_order(sandbox_client) -> str:
 def _take_over_after(order: str, redis_client, step_ended: bool) -> list[dict]:
     """A step of the order's epoch starts, then dies (or ends between steps and the next
     message is lost); the reconciler takes over. Returns the messages it queued."""
-    epoch = ledger.epoch(order)
-    ledger.mark_started(order, epoch)
+    epoch = recovery.epoch(order)
+    recovery.mark_started(order, epoch)
     if step_ended:
-        ledger.mark_ended(order, epoch, progressed=False)
-    assert reconcile_once(NOW) == [order]
+        recovery.mark_ended(order, epoch, progressed=False)
+    assert reconcile_once(dispatcher(), NOW) == [order]
     sent = queue_messages(redis_client)
     quiet_queue_purge()  # a worker took the message...
-    redis_client.delete(leases._alive_key(order))  # ...and went away
+    redis_client.delete(recovery.alive_key(order))  # ...and went away
     return sent
 
 
@@ -121,10 +126,10 @@ def test_a_takeover_of_a_message_that_never_ran_is_not_a_strike(
     order = sandbox_client.create_order()["orderId"]
     publish(order, {"stage": "queued"})
     for _ in range(NOW.max_takeovers + 2):  # lost messages, again and again: keep resuming
-        assert reconcile_once(NOW) == [order]
+        assert reconcile_once(dispatcher(), NOW) == [order]
         quiet_queue_purge()
-        redis_client.delete(leases._alive_key(order))
-    assert ledger.epoch(order) == NOW.max_takeovers + 2
+        redis_client.delete(recovery.alive_key(order))
+    assert recovery.epoch(order) == NOW.max_takeovers + 2
 
 
 def queue_messages(redis_client) -> list[dict]:

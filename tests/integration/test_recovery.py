@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from fulfillment.crashpoints import POINTS, arm_key
 from notifier import read_snapshot
 from notifier.connection import get_redis
-from tasks.crashpoints import POINTS, arm_key
 from tests.helpers import wait_for_terminal
 from tests.workers import WorkerProcess, cli, stack_env
 
@@ -24,9 +24,9 @@ RECOVERY = {"STUCK_AFTER_SECONDS": "2", "RECONCILE_INTERVAL_SECONDS": "0.5", "AL
 
 
 @pytest.fixture
-def env(sandbox, monkeypatch, redis_client) -> Iterator[dict[str, str]]:
+def env(sandbox, stack_variables, redis_client) -> Iterator[dict[str, str]]:
     values = stack_env(FULFILLMENT_CRASHPOINTS=",".join(POINTS), **RECOVERY)
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", values["FULFILLMENT_NAMESPACE"])
+    stack_variables(FULFILLMENT_NAMESPACE=values["FULFILLMENT_NAMESPACE"])
     yield values
 
 
@@ -100,13 +100,13 @@ def test_a_pool_process_killed_mid_step_is_retried_by_its_worker(
 
 
 def test_with_default_settings_a_dead_worker_is_recovered_within_a_minute(
-    sandbox, sandbox_client, monkeypatch, redis_client, tmp_path
+    sandbox, sandbox_client, stack_variables, redis_client, tmp_path
 ):
     env = stack_env(FULFILLMENT_CRASHPOINTS="after-addorder")
     for name in RECOVERY:  # the defaults: stuck after 30 s, alive marks of 15 s
         env.pop(name, None)
     env["RECONCILE_INTERVAL_SECONDS"] = "10"  # (the default; tests turn it off elsewhere)
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", env["FULFILLMENT_NAMESPACE"])
+    stack_variables(FULFILLMENT_NAMESPACE=env["FULFILLMENT_NAMESPACE"])
     order = sandbox_client.create_order()
     # The worst window: the provisioning lease is held by the dead worker too.
     events, recovered = kill_at_and_recover(env, order["orderId"], "after-addorder", tmp_path)

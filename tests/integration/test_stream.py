@@ -304,7 +304,7 @@ def test_a_lost_pubsub_connection_ends_streams_so_clients_resume(
     stream = open_stream(web, order_id, service_headers)
     snapshot = stream.until(lambda e: e.type == "order.snapshot")[-1]
 
-    from notifier.hub import hub_client_name
+    from streaming.hub import hub_client_name
 
     hubs = [c for c in redis_client.client_list() if c.get("name") == hub_client_name()]
     assert hubs  # the web process's one pub/sub connection

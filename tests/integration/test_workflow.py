@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fulfillment import ports, steps
+from fulfillment.plan import Job
 from notifier import normalize_order_id, read_snapshot
-from tasks import steps
 from tests.helpers import wait_for_terminal
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -133,7 +134,7 @@ def test_a_repeated_trigger_is_a_duplicate_and_a_repeated_step_changes_nothing(
     # A redelivered provisioning step of the same run finds the finished order and stops.
     run = events[-1]["run"]
     with pytest.raises(steps.StaleMessage):
-        steps.provision(steps.Job(order["orderId"], run))
+        steps.provision(Job(order["orderId"], run), ports.live())
     assert len(sandbox_client.whmcs_orders(order["orderId"])) == 1
     assert len(read_snapshot(order["orderId"]).body["history"]) == len(events)
 
@@ -145,9 +146,10 @@ def test_provisioning_twice_in_flight_creates_one_whmcs_order(
 
     order = sandbox_client.create_order()
     publish(order["orderId"], {"stage": "queued"})
-    steps.activate(steps.Job(order["orderId"], 1))
-    steps.provision(steps.Job(order["orderId"], 1))
-    steps.provision(steps.Job(order["orderId"], 1, attempt=2))  # a redelivery of the same step
+    steps.activate(Job(order["orderId"], 1), ports.live())
+    steps.provision(Job(order["orderId"], 1), ports.live())
+    # A redelivery of the same step:
+    steps.provision(Job(order["orderId"], 1, attempt=2), ports.live())
     assert len(sandbox_client.whmcs_orders(order["orderId"])) == 1
     assert stages(read_snapshot(order["orderId"]).body["history"]) == [
         "queued", "activating", "provisioning",

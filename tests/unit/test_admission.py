@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notifier.admission import Admission, AdmissionLimits, Overloaded
-from notifier.hub import _batches
+from streaming.admission import Admission, AdmissionLimits, Overloaded
+from streaming.hub import _batches
 
 
 def admission(max_streams: int = 3, reconnect_rate: float = 100) -> Admission:

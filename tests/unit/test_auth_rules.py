@@ -7,27 +7,16 @@ import time
 import jwt
 import pytest
 
+import settings
 from app.auth import Authenticator, AuthError, Principal
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256!"
 
 
-def authenticator(**overrides: object) -> Authenticator:
-    settings = {
-        "JWT_ALGORITHMS": "HS256",
-        "JWT_SECRET": SECRET,
-        "JWT_PUBLIC_KEY": None,
-        "JWT_AUDIENCE": None,
-        "JWT_ISSUER": None,
-        "JWT_ACCOUNT_CLAIM": "account_id",
-        "JWT_LEEWAY_SECONDS": 30,
-        "STREAM_TICKET_TTL_SECONDS": 300,
-        "STREAM_TICKET_SECRET": None,
-        "JWT_MAX_TTL_SECONDS": 3600,
-        "SSE_EXPIRY_MARGIN_SECONDS": 30,
-        **overrides,
-    }
-    return Authenticator(settings)
+def authenticator(**overrides: str) -> Authenticator:
+    """An authenticator as the settings make it from these variables (no environment)."""
+    variables = {"JWT_SECRET": SECRET, "JWT_MAX_TTL_SECONDS": "3600", **overrides}
+    return Authenticator(settings.from_environment(variables).web)
 
 
 def principal(lifetime: float, remaining: float) -> Principal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import settings
 from notifier import keys
 
 ORDER = "8015g00000AbCdEAAV"
@@ -19,16 +20,19 @@ ORDER = "8015g00000AbCdEAAV"
         ({"SANDBOX_SALESFORCE_PORT": "9443", "FULFILLMENT_NAMESPACE": "blue"}, "blue"),
     ],
 )
-def test_the_namespace_follows_the_stack(monkeypatch, env, expected) -> None:
-    for name in ("FULFILLMENT_NAMESPACE", "SANDBOX_SALESFORCE_PORT", "WHMCS_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    assert keys.namespace() == expected
+def test_the_namespace_follows_the_stack(env, expected) -> None:
+    assert settings.from_environment({"JWT_SECRET": "s", **env}).namespace == expected
 
 
-def test_an_orders_keys_share_a_hash_tag(monkeypatch) -> None:
-    monkeypatch.setenv("FULFILLMENT_NAMESPACE", "ns")
+@pytest.fixture
+def namespace_ns():
+    before = settings.current()
+    settings.configure(before.replace(namespace="ns"))
+    yield
+    settings.configure(before)
+
+
+def test_an_orders_keys_share_a_hash_tag(namespace_ns) -> None:
     assert keys.state_key(ORDER) == "ns:order:{8015g00000AbCdEAAV}:state"
     assert keys.history_key(ORDER) == "ns:order:{8015g00000AbCdEAAV}:history"
     assert keys.channel(ORDER) == "ns:sse:order.8015g00000AbCdEAAV"

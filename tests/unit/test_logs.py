@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from tasks.logs import JsonFormatter, redact
+from observability.logs import JsonFormatter, redact
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from notifier.hub import Frame, Subscriber, decode_envelope
-from notifier.sse import HEARTBEAT, encode_json, event_frame, parse_event_id, retry_frame
+from streaming.hub import Frame, Subscriber, decode_envelope
+from streaming.sse import HEARTBEAT, encode_json, event_frame, parse_event_id, retry_frame
 
 
 def test_frames_use_field_colon_space_and_one_data_line() -> None:

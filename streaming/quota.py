@@ -24,29 +24,14 @@ from typing import Any, TypeVar
 
 from redis.client import Pipeline
 
-from . import keys
-from .connection import queue_script, run_pipeline
+from notifier import keys
+from notifier.connection import queue_script, run_pipeline
+from notifier.scripts import LuaScript
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] the key's set of streams (member: "<process>:<n>", score: lease end, ms).
-# ARGV[1] the new member, ARGV[2] the limit, ARGV[3] the lease in ms. Returns 1 if taken.
-_ACQUIRE_LUA = """
-local now = redis.call('TIME')
-local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], now_ms + ARGV[3], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-# KEYS[1] the key's set. ARGV[1] the lease in ms, ARGV[2..] members this process holds.
-_RENEW_LUA = """
-local now = redis.call('TIME')
-local until_ms = now[1] * 1000 + math.floor(now[2] / 1000) + ARGV[1]
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-"""
+_ACQUIRE = LuaScript.load(__file__, "acquire_slot")
+_RENEW = LuaScript.load(__file__, "renew_slots")
 
 Release = Callable[[], None]
 T = TypeVar("T")
@@ -102,7 +87,7 @@ class StreamQuota:
                 return Attempt(self, key, None)
             member = f"{self._process}:{next(self._numbers)}"
             self._held.setdefault(key, set()).add(member)  # counted here before Redis answers
-        queue_script(pipe, _ACQUIRE_LUA, [_set_key(key)], [member, self.limit, self.lease_ms])
+        queue_script(pipe, _ACQUIRE, [_set_key(key)], [member, self.limit, self.lease_ms])
         return Attempt(self, key, member)
 
     def _release(self, key: str, member: str) -> None:
@@ -167,7 +152,7 @@ class StreamQuota:
         lease = self.lease_ms
 
         def queue(pipe: Pipeline, item: tuple[str, list[str]]) -> None:
-            queue_script(pipe, _RENEW_LUA, [_set_key(item[0])], [lease, *item[1]])
+            queue_script(pipe, _RENEW, [_set_key(item[0])], [lease, *item[1]])
 
         _in_chunks(held, queue)
 

@@ -19,28 +19,14 @@ from typing import Any
 
 from redis.client import Pipeline
 
-from . import keys, owners
-from .connection import queue_script, run_pipeline
-from .owners import OwnerRecord
+from notifier import keys, owners
+from notifier.connection import queue_script, run_pipeline
+from notifier.owners import OwnerRecord
+from notifier.scripts import LuaScript
+
 from .quota import Release, StreamQuota
 
-# KEYS[1] the order's state hash, KEYS[2] its history stream, KEYS[3] its "unknown" marker.
-# ARGV[1] the event id to resume after, or '' for a snapshot.
-# Returns {owner, unknown (0/1), payload, lastEventId, resumed (0/1), entries}: entries are
-# the events after ARGV[1] when the history still holds it (resumed = 1), else all of them.
-_OPENING_LUA = """
-local state = redis.call('HMGET', KEYS[1], 'owner', 'payload', 'lastEventId')
-local unknown = redis.call('EXISTS', KEYS[3])
-local resumed = 0
-local entries
-if ARGV[1] ~= '' and #redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1], 'COUNT', 1) == 1 then
-  resumed = 1
-  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+')
-else
-  entries = redis.call('XRANGE', KEYS[2], '-', '+')
-end
-return {state[1] or '', unknown, state[2] or '', state[3] or '', resumed, entries}
-"""
+_OPENING = LuaScript.load(__file__, "opening")
 
 
 @dataclass(frozen=True)
@@ -71,7 +57,7 @@ def read_opening(
     def build(pipe: Pipeline) -> None:
         order_keys = [keys.state_key(order_id), keys.history_key(order_id)]
         order_keys.append(owners.unknown_key(order_id))
-        queue_script(pipe, _OPENING_LUA, order_keys, [resume_after or ""])
+        queue_script(pipe, _OPENING, order_keys, [resume_after or ""])
 
     if quota is None or quota_key is None:
         return _decode(run_pipeline(build)[0], None)

@@ -39,10 +39,12 @@ import redis
 from flask import Response, current_app, request
 from flask_sse import ServerSentEventsBlueprint
 
+from notifier.connection import get_redis
+from notifier.events import UPDATE_EVENT
+from notifier.publish import publish
+
 from .admission import Admission, Overloaded
-from .connection import get_redis
-from .events import UPDATE_EVENT
-from .hub import HubUnavailable, Subscriber, get_hub
+from .hub import HubUnavailable, Subscriber, process_hub
 from .liveness import watch
 from .metrics import (
     STREAM_CLOSES,
@@ -53,7 +55,6 @@ from .metrics import (
     STREAMS_SHED,
 )
 from .opening import Opening, read_opening
-from .publish import publish
 from .quota import StreamQuota
 from .sse import EventId, parse_event_id, retry_frame
 from .stream import AlreadyFinished, CatchUp, StreamLimits, catch_up, end_frame, follow
@@ -128,7 +129,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         limit = current_app.config["SSE_QUEUE_LIMIT"]
         try:
             # Subscribed before anything is read: nothing published meanwhile is missed.
-            subscriber = get_hub().subscribe(asked.order_id, limit, sock)
+            subscriber = process_hub().subscribe(asked.order_id, limit, sock)
         except HubUnavailable as exc:
             return self._retry_later(admission, exc)
         slot: Opening | None = None
@@ -204,7 +205,7 @@ def _release_of(opening: Opening | None) -> Callable[[], None] | None:
 
 def _abandon(subscriber: Subscriber, opening: Opening | None) -> None:
     """A stream that will not be served: let go of its subscription and its slot."""
-    get_hub().unsubscribe(subscriber)
+    process_hub().unsubscribe(subscriber)
     release = _release_of(opening)
     if release is not None:
         release()
@@ -230,7 +231,7 @@ def _release(
 ) -> None:
     if stop_watching is not None:
         stop_watching()
-    get_hub().unsubscribe(subscriber)
+    process_hub().unsubscribe(subscriber)
     if release is not None:
         release()  # never raises: the slot's removal from Redis is done in the background
     admission.closed()

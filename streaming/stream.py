@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .events import (
+from notifier.events import (
     SNAPSHOT_EVENT,
     UPDATE_EVENT,
     Stage,
@@ -24,6 +24,7 @@ from .events import (
     is_terminal,
     pending_snapshot,
 )
+
 from .hub import Frame, Subscriber
 from .liveness import peer_closed
 from .metrics import DELIVERY_SECONDS, EVENTS_DELIVERED, HEARTBEATS

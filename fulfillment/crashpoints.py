@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
+import settings
 from notifier import keys
 from notifier.connection import get_redis
 
@@ -29,11 +30,11 @@ def arm_key(point: str) -> str:
 
 
 def crashpoint(point: str) -> None:
-    enabled = os.environ.get("FULFILLMENT_CRASHPOINTS")
-    if not enabled or point not in enabled.split(","):
+    recovery = settings.current().recovery
+    if point not in recovery.crashpoints:
         return
     if not get_redis().getdel(arm_key(point)):
         return
-    if os.environ.get("FULFILLMENT_CRASH_SCOPE") == "worker":
+    if recovery.crash_scope == "worker":
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)

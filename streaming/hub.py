@@ -13,8 +13,9 @@ falls behind is ended (and its socket shut, so a write stuck on a client that st
 is released); its browser reconnects and resumes by event id.
 
 If the connection fails, every local stream is ended at once (browsers reconnect and replay
-what they missed from the history) and the reader reconnects with backoff. Nothing is retried
-silently underneath us: a quiet reconnect would hide a gap in live delivery.
+what they missed from the history); the next stream to subscribe opens a new connection.
+Nothing is retried silently underneath us: a quiet reconnect would hide a gap in live
+delivery.
 """
 
 from __future__ import annotations
@@ -29,20 +30,22 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from flask_sse import Message
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import keys
-from .connection import redis_url
-from .events import is_terminal, parse_timestamp
+import settings
+from notifier import keys
+from notifier.events import is_terminal, parse_timestamp
+
 from .metrics import SLOW_CLIENT_DISCONNECTS
 from .sse import EventId, encode_json, event_frame, parse_event_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PING_EVERY = 30.0
 #: Redis confirms a healthy subscription in milliseconds, even in a burst (subscriptions are
@@ -117,9 +120,19 @@ class Subscriber:
         """Wait up to `timeout` for frames (or an end, or a poke) and return what arrived."""
         self._wakeup.wait(timeout)
         self._wakeup.clear()  # clear before draining: a frame appended now sets it again
-        frames = list(self._frames)
-        self._frames.clear()
-        return frames
+        return _take_all(self._frames)
+
+
+def _take_all(queue: deque[T]) -> list[T]:
+    """Remove and return what `queue` holds, oldest first: the hub's one way to drain a deque
+    that another greenlet or thread appends to (its single consumer calls this).
+
+    Each `popleft` is atomic, and the producer's `append` needs no lock, so nothing is lost
+    under real threads: `list(queue)` then `queue.clear()` dropped whatever was appended
+    between the two. Only what was there when we counted is taken (an item appended meanwhile
+    waits for the next call), so a producer that keeps up cannot keep its consumer draining.
+    """
+    return [queue.popleft() for _ in range(len(queue))]
 
 
 def _shutdown(sock: Any) -> None:
@@ -176,10 +189,7 @@ class _Link:
             while self.wake_reader.recv(4096):
                 pass
         self.awake = False
-        taken = []
-        while self.commands:
-            taken.append(self.commands.popleft())
-        return taken
+        return _take_all(self.commands)
 
     def close(self) -> None:
         for closable in (self.pubsub, self.client, self.wake_reader, self.wake_writer):
@@ -245,13 +255,6 @@ class Hub:
             subscribers = [s for subs in self._channels.values() for s in subs]
         for subscriber in subscribers:
             subscriber.end(reason)
-
-    def stats(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                "channels": len(self._channels),
-                "subscribers": sum(len(s) for s in self._channels.values()),
-            }
 
     # --- connection ------------------------------------------------------------------------
 
@@ -432,10 +435,11 @@ _hub: Hub | None = None
 _hub_lock = threading.Lock()
 
 
-def get_hub() -> Hub:
-    """The process's hub, created on first use (after gunicorn forked this worker)."""
+def process_hub() -> Hub:
+    """The process's hub, created on first use (after gunicorn forked this worker), for the
+    Redis of the process's settings."""
     global _hub
     with _hub_lock:
-        if _hub is None or _hub.url != redis_url():
-            _hub = Hub(redis_url())
+        if _hub is None:
+            _hub = Hub(settings.current().redis.url)
         return _hub

@@ -1,28 +1,28 @@
-"""The fulfillment steps as plain functions: no Celery here.
+"""The fulfillment steps as plain functions of a job and their collaborators (`ports`).
 
 Each step may run more than once (retries, redelivery after a crash, a duplicate message), so
 each one is idempotent by the Salesforce Order id: it checks what already happened before
 acting, announces its stage only if the order has not passed it, and never creates a second
 WHMCS order (the ledger, then WHMCS itself, are asked first, under a per-order lease).
 
-`run` is the order's fulfillment run (1, then +1 for every operator retry) and `epoch` counts
-the reconciler's takeovers. A message from an older run or epoch, or for an order already in
-a terminal state, is stale and does nothing.
+A message from an older run or epoch, or for an order already in a terminal state, is stale
+and does nothing (`StaleMessage`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from integrations import IntegrationError, OrderRecord, PermanentError, WhmcsOrder
-from notifier import IllegalTransition, Stage, current_state, is_terminal, owners, publish
+from integrations import OrderRecord, PermanentError, WhmcsOrder
+from notifier import IllegalTransition, Stage, is_terminal
 from notifier.order_ids import normalize_salesforce_id
 
-from . import gateways, leases, ledger
-from .crashpoints import crashpoint
+from .ledger import OrderContext
 from .metrics import ORDERS
+from .plan import Job, Step
+from .ports import OrderEvents, Ports
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +31,15 @@ class StaleMessage(Exception):
     """Raised when a step belongs to an older run or epoch, or the order already finished."""
 
 
-@dataclass(frozen=True)
-class Job:
-    """One execution of a step: which order, run and epoch it serves, which try it is."""
-
-    order_id: str
-    run: int
-    epoch: int = 0
-    attempt: int = 1
-    #: First step of an operator retry that skips activation: re-mark Activating first.
-    reopen: bool = False
-
-
-def activate(job: Job) -> None:
+def activate(job: Job, ports: Ports) -> None:
     """Mark the order Activating in Salesforce and learn what to provision."""
-    ensure_current(job)
-    order, _ = _load_context(job.order_id)
+    ensure_current(job, ports)
+    order, _ = _load_context(job.order_id, ports)
     status = order.activation_status
     if status != "Completed":  # never move Salesforce back from a finished activation
-        gateways.salesforce().update_order(job.order_id, status="Activating")
+        ports.salesforce.update_order(job.order_id, status="Activating")
         status = "Activating"
-    crashpoint("after-activate-write")
+    ports.crashpoint("after-activate-write")
     announce(
         job.order_id,
         {
@@ -60,13 +48,15 @@ def activate(job: Job) -> None:
             "message": "Order marked Activating in Salesforce",
             "attempt": job.attempt,
         },
+        ports.events,
     )
 
 
-def provision(job: Job) -> None:
+def provision(job: Job, ports: Ports) -> None:
     """Create (once) and accept the order in WHMCS."""
-    ensure_current(job)
-    _reopen(job)
+    ensure_current(job, ports)
+    if job.reopen:  # an operator retry starting here: Salesforce said Failed until now
+        ports.salesforce.update_order(job.order_id, status="Activating")
     announce(
         job.order_id,
         {
@@ -74,86 +64,90 @@ def provision(job: Job) -> None:
             "message": "Creating the order in WHMCS",
             "attempt": job.attempt,
         },
+        ports.events,
     )
-    order = ledger.load_whmcs_order(job.order_id) or _create_whmcs_order(job.order_id)
-    crashpoint("before-accept")
-    gateways.whmcs().accept_order(order.order_id)
-    crashpoint("after-accept")
+    order = ports.ledger.load_whmcs_order(job.order_id) or _create_whmcs_order(job.order_id, ports)
+    ports.crashpoint("before-accept")
+    ports.whmcs.accept_order(order.order_id)
+    ports.crashpoint("after-accept")
 
 
-def _create_whmcs_order(order_id: str) -> WhmcsOrder:
-    context = ledger.load_context(order_id) or _load_context(order_id)[1]
-    whmcs = gateways.whmcs()
-    with leases.exclusive(order_id, "provision"):
+def _create_whmcs_order(order_id: str, ports: Ports) -> WhmcsOrder:
+    context = ports.ledger.load_context(order_id) or _load_context(order_id, ports)[1]
+    with ports.recovery.exclusive(order_id, "provision"):
         # Ask our ledger, then WHMCS itself (a lost AddOrder response leaves only the latter).
-        order = ledger.load_whmcs_order(order_id) or whmcs.find_order(
+        order = ports.ledger.load_whmcs_order(order_id) or ports.whmcs.find_order(
             context.client_id, order_id, context.lines[0].product_id
         )
         if order is None:
-            crashpoint("before-addorder")
-            order = whmcs.add_order(context.client_id, context.lines, order_id)
-            crashpoint("after-addorder")
-        ledger.save_whmcs_order(order_id, order)
+            ports.crashpoint("before-addorder")
+            order = ports.whmcs.add_order(context.client_id, context.lines, order_id)
+            ports.crashpoint("after-addorder")
+        ports.ledger.save_whmcs_order(order_id, order)
     return order
 
 
-def _reopen(job: Job) -> None:
-    if job.reopen:  # an operator retry starting here: Salesforce said Failed until now
-        gateways.salesforce().update_order(job.order_id, status="Activating")
-
-
-def _load_context(order_id: str) -> tuple[OrderRecord, ledger.OrderContext]:
+def _load_context(order_id: str, ports: Ports) -> tuple[OrderRecord, OrderContext]:
     """Read the order, its WHMCS client and products from Salesforce into the ledger."""
-    salesforce = gateways.salesforce()
-    order = salesforce.get_order(order_id)
+    order = ports.salesforce.get_order(order_id)
     account = normalize_salesforce_id(order.account_id)
     if account:  # the trigger may not have known it (Salesforce was down): streams need it
-        owners.record_owner(order_id, account)
+        ports.events.record_owner(order_id, account)
     if order.client_id is None:
         raise PermanentError(
             "WHMCS_CLIENT_MISSING",
             "the order's Account has no WHMCS client id",
             system="salesforce",
         )
-    lines = tuple(salesforce.get_order_lines(order_id))
-    context = ledger.OrderContext(client_id=order.client_id, lines=lines)
-    ledger.save_context(order_id, context)
+    lines = tuple(ports.salesforce.get_order_lines(order_id))
+    context = OrderContext(client_id=order.client_id, lines=lines)
+    ports.ledger.save_context(order_id, context)
     return order, context
 
 
-def complete(job: Job) -> None:
+def complete(job: Job, ports: Ports) -> None:
     """Mark the order Completed in Salesforce, with its WHMCS order id."""
-    ensure_current(job)
-    order_id, run, attempt = job.order_id, job.run, job.attempt
-    order = ledger.load_whmcs_order(order_id)
+    ensure_current(job, ports)
+    order = ports.ledger.load_whmcs_order(job.order_id)
     if order is None:
         raise PermanentError(
             "WHMCS_ORDER_UNKNOWN", "no WHMCS order was recorded for this order", system="whmcs"
         )
-    gateways.salesforce().update_order(order_id, status="Completed", whmcs_order_id=order.order_id)
-    crashpoint("after-complete-write")
+    ports.salesforce.update_order(job.order_id, status="Completed", whmcs_order_id=order.order_id)
+    ports.crashpoint("after-complete-write")
     finished = announce(
-        order_id,
+        job.order_id,
         {
             "stage": Stage.COMPLETED,
             "status": "Completed",
             "message": f"Service active: WHMCS order {order.order_id}",
-            "attempt": attempt,
+            "attempt": job.attempt,
             "whmcs": {"orderId": order.order_id, "serviceIds": list(order.service_ids)},
         },
+        ports.events,
     )
     if finished:
         ORDERS.labels("completed").inc()
         log.info(
-            "order completed", extra={"order_id": order_id, "outcome": "completed", "run": run}
+            "order completed",
+            extra={"order_id": job.order_id, "outcome": "completed", "run": job.run},
         )
 
 
-def fail(
+#: The steps of the chain, by their type.
+RULES: dict[Step, Callable[[Job, Ports], None]] = {
+    Step.ACTIVATE: activate,
+    Step.PROVISION: provision,
+    Step.COMPLETE: complete,
+}
+
+
+def record_failure(
     order_id: str,
     run: int,
     error: dict[str, Any],
-    step: str | None = None,
+    step: str | None,
+    ports: Ports,
     *,
     write_salesforce: bool = True,
 ) -> None:
@@ -161,9 +155,10 @@ def fail(
 
     Salesforce is written first so that it and the stream agree; when Salesforce cannot be
     written (the order does not exist there, or it stayed down through every retry) the
-    failure is still announced, with the status left as last written.
+    failure is still announced, with the status left as last written. A failure of an older
+    run, or of an order already finished, does nothing.
     """
-    state = current_state(order_id)
+    state = ports.events.current_state(order_id)
     if state is not None and (state.get("run") != run or is_terminal(state.get("stage"))):
         return
     update: dict[str, Any] = {
@@ -172,58 +167,41 @@ def fail(
         "error": error,
     }
     if step is not None:
-        ledger.save_failed_step(order_id, step)  # where an operator retry resumes
+        ports.ledger.save_failed_step(order_id, step)  # where an operator retry resumes
         update["step"] = step
-    if write_salesforce and _write_failure(order_id, error):
+    if write_salesforce and _write_failure(order_id, error, ports):
         update["status"] = "Failed"
-    if announce(order_id, update):
+    if announce(order_id, update, ports.events):
         ORDERS.labels("failed").inc()
         extra = {"order_id": order_id, "outcome": "failed", "code": error["code"], "run": run}
         log.warning("order failed: %s", error["message"], extra=extra)
 
 
-def _write_failure(order_id: str, error: dict[str, Any]) -> bool:
+def _write_failure(order_id: str, error: dict[str, Any], ports: Ports) -> bool:
     try:
         reason = f"{error['code']}: {error['message']}"
-        gateways.salesforce().update_order(order_id, status="Failed", error=reason)
+        ports.salesforce.update_order(order_id, status="Failed", error=reason)
     except PermanentError as exc:
         log.warning("order %s: could not record the failure in Salesforce: %s", order_id, exc)
         return False
     return True
 
 
-def describe_error(exc: BaseException) -> dict[str, Any]:
-    """The `error` object of a failed event; internal details stay in the logs."""
-    if isinstance(exc, IntegrationError):
-        return {"code": exc.code, "message": exc.message, "retryable": exc.retryable}
-    if type(exc).__name__ == "WorkerLostError":  # billiard's: the step kept killing its process
-        return {
-            "code": "WORKER_LOST",
-            "message": "the worker running this step died",
-            "retryable": True,
-        }
-    return {
-        "code": "INTERNAL_ERROR",
-        "message": "unexpected error in fulfillment",
-        "retryable": True,
-    }
-
-
-def ensure_current(job: Job) -> None:
+def ensure_current(job: Job, ports: Ports) -> None:
     """Raise StaleMessage unless `job` belongs to the order's current run and epoch."""
-    state = current_state(job.order_id)
+    state = ports.events.current_state(job.order_id)
     if state is None:
         return  # state lost (Redis flushed): carry on, the steps are idempotent anyway
     if state.get("run", 1) != job.run or is_terminal(state.get("stage")):
         raise StaleMessage(f"order {job.order_id}: run {job.run} is not the current run")
-    if ledger.epoch(job.order_id) != job.epoch:
+    if ports.recovery.epoch(job.order_id) != job.epoch:
         raise StaleMessage(f"order {job.order_id}: epoch {job.epoch} was taken over")
 
 
-def announce(order_id: str, update: dict[str, Any]) -> str | None:
+def announce(order_id: str, update: dict[str, Any], events: OrderEvents) -> str | None:
     """Publish `update` unless the order already passed that stage (a repeated step)."""
     try:
-        return publish(order_id, update)
+        return events.publish(order_id, update)
     except IllegalTransition as exc:
         log.info("order %s: not announcing %s (%s)", order_id, update["stage"], exc)
         return None

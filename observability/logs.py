@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+import settings
+from settings import ObservabilitySettings
 
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 _QUERY_SECRET = re.compile(r"((?:ticket|access_token|token|secret|password)=)[^&\s\"']+", re.I)
@@ -69,16 +71,18 @@ def _access_fields(atoms: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def formatter() -> logging.Formatter:
-    if (os.environ.get("LOG_FORMAT") or "json").lower() == "text":
+def formatter(observability: ObservabilitySettings | None = None) -> logging.Formatter:
+    """The chosen formatter (gunicorn's logging config builds it by this name)."""
+    observability = observability or settings.current().observability
+    if observability.log_format == "text":
         return TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     return JsonFormatter()
 
 
-def configure() -> None:
+def configure(observability: ObservabilitySettings) -> None:
     """Send every log record to stderr through the chosen formatter."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter())
+    handler.setFormatter(formatter(observability))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((os.environ.get("LOG_LEVEL") or "INFO").upper())
+    root.setLevel(observability.log_level)

@@ -1,0 +1,142 @@
+"""What the steps work with, passed in: the two external systems, the ledger, the order's
+events, recovery's epoch and lease, and the crash points. `live()` builds the real ones for a
+process; `fakes.py` has in-memory ones, so the step rules are tested without services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+import settings as process_settings
+from integrations import OrderLine, OrderRecord, SalesforceGateway, WhmcsGateway, WhmcsOrder
+from notifier import current_state, owners, publish
+from settings import SalesforceConfig, Settings, WhmcsConfig
+
+from . import ledger, recovery
+from .crashpoints import crashpoint
+from .ledger import OrderContext
+
+
+class Salesforce(Protocol):
+    def get_order(self, order_id: str) -> OrderRecord: ...
+    def get_order_lines(self, order_id: str) -> list[OrderLine]: ...
+    def update_order(
+        self,
+        order_id: str,
+        *,
+        status: str | None = None,
+        error: str | None = None,
+        whmcs_order_id: int | None = None,
+    ) -> None: ...
+
+
+class Whmcs(Protocol):
+    def find_order(
+        self, client_id: int, sf_order_id: str, product_id: int
+    ) -> WhmcsOrder | None: ...
+    def add_order(
+        self, client_id: int, lines: Iterable[OrderLine], sf_order_id: str
+    ) -> WhmcsOrder: ...
+    def accept_order(self, order_id: int) -> None: ...
+
+
+class Ledger(Protocol):
+    def load_context(self, order_id: str) -> OrderContext | None: ...
+    def save_context(self, order_id: str, context: OrderContext) -> None: ...
+    def load_whmcs_order(self, order_id: str) -> WhmcsOrder | None: ...
+    def save_whmcs_order(self, order_id: str, order: WhmcsOrder) -> None: ...
+    def load_failed_step(self, order_id: str) -> str | None: ...
+    def save_failed_step(self, order_id: str, step: str) -> None: ...
+
+
+class OrderEvents(Protocol):
+    """The order's published state: read it, publish to it (atomically refusing an illegal
+    transition with `IllegalTransition`), and record who owns the order for its streams."""
+
+    def current_state(self, order_id: str) -> dict[str, Any] | None: ...
+    def publish(self, order_id: str, update: Mapping[str, Any]) -> str: ...
+    def record_owner(self, order_id: str, account_id: str) -> None: ...
+
+
+class Recovery(Protocol):
+    def epoch(self, order_id: str) -> int: ...
+    def exclusive(self, order_id: str, purpose: str) -> AbstractContextManager[None]: ...
+
+
+class Dispatcher(Protocol):
+    """Queues a run's chain of steps (the Celery edge implements it)."""
+
+    def start(self, order_id: str, run: int, epoch: int, point: recovery.ResumePoint,
+              task_id: str | None = None) -> None: ...  # fmt: skip
+    def fail(self, order_id: str, run: int, error: dict[str, Any], step: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    salesforce: Salesforce
+    whmcs: Whmcs
+    ledger: Ledger
+    events: OrderEvents
+    recovery: Recovery
+    #: A test-only crash point: `crashpoint(name)` may kill the process there.
+    crashpoint: Callable[[str], None]
+
+
+# -- the real ones ------------------------------------------------------------------------------
+
+
+class RedisLedger:
+    load_context = staticmethod(ledger.load_context)
+    save_context = staticmethod(ledger.save_context)
+    load_whmcs_order = staticmethod(ledger.load_whmcs_order)
+    save_whmcs_order = staticmethod(ledger.save_whmcs_order)
+    load_failed_step = staticmethod(ledger.load_failed_step)
+    save_failed_step = staticmethod(ledger.save_failed_step)
+
+
+class RedisEvents:
+    current_state = staticmethod(current_state)
+    publish = staticmethod(publish)
+
+    @staticmethod
+    def record_owner(order_id: str, account_id: str) -> None:
+        owners.record_owner(order_id, account_id)
+
+
+@dataclass(frozen=True)
+class RedisRecovery:
+    lease_seconds: float
+
+    def epoch(self, order_id: str) -> int:
+        return recovery.epoch(order_id)
+
+    def exclusive(self, order_id: str, purpose: str) -> AbstractContextManager[None]:
+        return recovery.exclusive(order_id, purpose, self.lease_seconds)
+
+
+def live(settings: Settings | None = None) -> Ports:
+    """This process's real collaborators (one pooled gateway per system and settings)."""
+    settings = settings or process_settings.current()
+    return Ports(
+        salesforce=salesforce_gateway(settings.salesforce),
+        whmcs=whmcs_gateway(settings.whmcs),
+        ledger=RedisLedger(),
+        events=RedisEvents(),
+        recovery=RedisRecovery(settings.recovery.alive_seconds),
+        crashpoint=crashpoint,
+    )
+
+
+@cache
+def salesforce_gateway(config: SalesforceConfig) -> SalesforceGateway:
+    """Created on first use (after a prefork worker forks), then shared by the process."""
+    return SalesforceGateway(config)
+
+
+@cache
+def whmcs_gateway(config: WhmcsConfig) -> WhmcsGateway:
+    return WhmcsGateway(config)
