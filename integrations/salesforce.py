@@ -52,11 +52,14 @@ _ERROR_CODES: dict[str, tuple[type[IntegrationError], str]] = {
 class SalesforceGateway:
     """Reads and writes Salesforce Orders for one process; safe to share between threads."""
 
-    def __init__(self, config: SalesforceConfig | None = None) -> None:
+    def __init__(
+        self, config: SalesforceConfig | None = None, *, resolved: SalesforceSettings | None = None
+    ) -> None:
         """`config`: where the system is (default: this process's settings). Credentials are
-        resolved on first use (a sandbox may start after this process)."""
+        resolved on first use (a sandbox may start after this process); `resolved` gives them
+        already (tests that try other credentials)."""
         self._config = config
-        self._settings: SalesforceSettings | None = None
+        self._settings: SalesforceSettings | None = resolved
         self._lock = threading.Lock()
         self._client: Salesforce | None = None
         self.api_calls = 0

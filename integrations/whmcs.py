@@ -33,11 +33,14 @@ _PAGE = 250
 class WhmcsGateway:
     """Calls the WHMCS API for one process; safe to share between threads."""
 
-    def __init__(self, config: WhmcsConfig | None = None) -> None:
+    def __init__(
+        self, config: WhmcsConfig | None = None, *, resolved: WhmcsSettings | None = None
+    ) -> None:
         """`config`: where the system is (default: this process's settings). Credentials are
-        resolved on first use (a sandbox may start after this process)."""
+        resolved on first use (a sandbox may start after this process); `resolved` gives them
+        already (tests that try other credentials)."""
         self._config = config
-        self._settings: WhmcsSettings | None = None
+        self._settings: WhmcsSettings | None = resolved
         self._session: GatewaySession | None = None
         self.api_calls = 0
 
