@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean help browser-deps
+.PHONY: install run test lint format bench clean help browser-deps stubs
 
 help:  ## List the targets.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -48,6 +48,14 @@ browser-deps:
 	    { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	    echo "chromium could not be installed: the browser tests will be skipped"; \
 	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi; }
+
+# The Pub/Sub API stubs are generated from the vendored proto and kept in git; protoc writes
+# `import pubsub_api_pb2`, which only works with the folder on sys.path, so make it relative.
+PUBSUB := integrations/pubsub
+stubs: install  ## Regenerate the Pub/Sub API gRPC stubs from integrations/pubsub/pubsub_api.proto.
+	$(BIN)/python -m grpc_tools.protoc -I $(PUBSUB) --python_out=$(PUBSUB) \
+		--grpc_python_out=$(PUBSUB) --pyi_out=$(PUBSUB) $(PUBSUB)/pubsub_api.proto
+	sed -i 's/^import pubsub_api_pb2 as/from . import pubsub_api_pb2 as/' $(PUBSUB)/pubsub_api_pb2_grpc.py
 
 bench: install  ## Benchmarks; one JSON line per scenario, results in bench/results/.
 	$(BIN)/python -m bench

@@ -130,13 +130,16 @@ def token(account_id: str, scope: str | None, ttl: int, subject: str | None) -> 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--salesforce-port", type=int, default=None)
 @click.option("--whmcs-port", type=int, default=None)
-def sandbox(salesforce_port: int | None, whmcs_port: int | None) -> None:
-    """Run the Salesforce and WHMCS emulators in the foreground."""
+@click.option("--pubsub-port", type=int, default=None)
+def sandbox(salesforce_port: int | None, whmcs_port: int | None, pubsub_port: int | None) -> None:
+    """Run the Salesforce (REST and Pub/Sub API) and WHMCS emulators in the foreground."""
     args = [sys.executable, "-m", "sandbox"]
     if salesforce_port is not None:
         args += ["--salesforce-port", str(salesforce_port)]
     if whmcs_port is not None:
         args += ["--whmcs-port", str(whmcs_port)]
+    if pubsub_port is not None:
+        args += ["--pubsub-port", str(pubsub_port)]
     # The sandbox is its own program: nothing in the product imports it.
     os.execv(sys.executable, args)  # noqa: S606
 

@@ -32,6 +32,7 @@ _STACK_VARIABLES = (
     "SANDBOX_HOST",
     "SANDBOX_SALESFORCE_PORT",
     "SANDBOX_WHMCS_PORT",
+    "SANDBOX_PUBSUB_PORT",
     "PORT",
 )
 
@@ -51,6 +52,7 @@ def stack_environment(chosen: Settings) -> dict[str, str]:
             "SANDBOX_HOST": chosen.sandbox.host,
             "SANDBOX_SALESFORCE_PORT": str(chosen.sandbox.salesforce_port),
             "SANDBOX_WHMCS_PORT": str(chosen.sandbox.whmcs_port),
+            "SANDBOX_PUBSUB_PORT": str(chosen.sandbox.pubsub_port),
             "FLOWER_BASIC_AUTH": chosen.server.flower_basic_auth
             or f"admin:{secrets.token_urlsafe(12)}",
             "PYTHONUNBUFFERED": "1",

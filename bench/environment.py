@@ -57,7 +57,11 @@ def private_sandbox() -> Iterator[subprocess.Popen[bytes]]:
     """`python -m sandbox` on free ports, in the private stack's sandbox directory. Call it
     inside `private_stack`: the ports go into this process's environment, so every web and
     worker process started afterwards talks to this sandbox (and the stack restores it)."""
-    os.environ.update(SANDBOX_SALESFORCE_PORT=str(free_port()), SANDBOX_WHMCS_PORT=str(free_port()))
+    os.environ.update(
+        SANDBOX_SALESFORCE_PORT=str(free_port()),
+        SANDBOX_WHMCS_PORT=str(free_port()),
+        SANDBOX_PUBSUB_PORT=str(free_port()),
+    )
     settings.configure(settings.from_environment())
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox"], cwd=ROOT, env=dict(os.environ),

@@ -1,8 +1,10 @@
-"""`python -m sandbox`: serve the Salesforce and WHMCS emulators in the foreground.
+"""`python -m sandbox`: serve the Salesforce (REST and Pub/Sub API) and WHMCS emulators in the
+foreground.
 
-Options default to the environment: `SANDBOX_SALESFORCE_PORT` (8443), `SANDBOX_WHMCS_PORT`
-(8081), `SANDBOX_DIR` (`.sandbox/`), and `SANDBOX_TLS_NAMES` (extra certificate names, comma
-separated, for when clients reach the sandbox by another name, such as a compose service).
+Options default to the environment: `SANDBOX_SALESFORCE_PORT` (8443), `SANDBOX_PUBSUB_PORT`
+(7443), `SANDBOX_WHMCS_PORT` (8081), `SANDBOX_DIR` (`.sandbox/`), and `SANDBOX_TLS_NAMES`
+(extra certificate names, comma separated, for when clients reach the sandbox by another
+name, such as a compose service).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m sandbox", description="Local Salesforce and WHMCS emulators."
     )
     parser.add_argument("--salesforce-port", type=int, default=sandbox.salesforce_port)
+    parser.add_argument("--pubsub-port", type=int, default=sandbox.pubsub_port)
     parser.add_argument("--whmcs-port", type=int, default=sandbox.whmcs_port)
     parser.add_argument("--dir", default=str(sandbox.dir))
     parser.add_argument("--host", default="127.0.0.1")
@@ -37,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    serve(args.dir, args.salesforce_port, args.whmcs_port, args.host, args.tls_name)
+    serve(
+        args.dir, args.salesforce_port, args.whmcs_port, args.host, args.tls_name, args.pubsub_port
+    )
 
 
 if __name__ == "__main__":

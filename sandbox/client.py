@@ -19,8 +19,17 @@ from .tls import CERT_FILE
 class SandboxClient:
     """Create orders, read what the emulators saw, switch faults on and off."""
 
-    def __init__(self, salesforce_url: str, whmcs_url: str, ca_file: str, timeout: float = 10):
+    def __init__(
+        self,
+        salesforce_url: str,
+        whmcs_url: str,
+        ca_file: str,
+        timeout: float = 10,
+        pubsub_url: str | None = None,
+    ):
         self.urls = {"salesforce": salesforce_url.rstrip("/"), "whmcs": whmcs_url.rstrip("/")}
+        #: `host:port` of the Pub/Sub API emulator (a gRPC target), when known.
+        self.pubsub_url = pubsub_url
         self.ca_file = ca_file
         self.timeout = timeout
         self.http = requests.Session()
@@ -31,6 +40,7 @@ class SandboxClient:
             f"https://{sandbox.host}:{sandbox.salesforce_port}",
             f"http://{sandbox.host}:{sandbox.whmcs_port}",
             str(sandbox.dir / CERT_FILE),
+            pubsub_url=f"{sandbox.host}:{sandbox.pubsub_port}",
         )
 
     @classmethod
@@ -48,14 +58,42 @@ class SandboxClient:
         return response
 
     def create_order(
-        self, products: list[Any] | None = None, account_id: str | None = None
+        self,
+        products: list[Any] | None = None,
+        account_id: str | None = None,
+        approve: bool = False,
     ) -> dict[str, Any]:
+        """A new Draft order; with `approve`, approved at once (its answer then carries the
+        `eventId` and `replayId` of the `Order_Activation__e` event)."""
         body: dict[str, Any] = {}
         if products is not None:
             body["products"] = products
         if account_id is not None:
             body["accountId"] = account_id
+        if approve:
+            body["approve"] = True
         return dict(self._request("POST", "salesforce", "orders", json=body).json())
+
+    def approve_order(self, order_id: str) -> dict[str, Any]:
+        """Approve an order as a user would: `{"orderId", "eventId", "replayId"}`."""
+        return dict(self._request("POST", "salesforce", f"orders/{order_id}/approve").json())
+
+    def pubsub_events(self) -> list[dict[str, Any]]:
+        """The retained `Order_Activation__e` events, oldest first."""
+        return list(self._request("GET", "salesforce", "pubsub/events").json()["events"])
+
+    def pubsub_settings(self, **settings: float) -> dict[str, Any]:
+        """Set `retentionSeconds` and/or `keepaliveSeconds`; the settings now."""
+        return dict(self._request("POST", "salesforce", "pubsub/settings", json=settings).json())
+
+    def expire_events(self, seconds: float | None = None) -> dict[str, int]:
+        """Age the retained events by `seconds` (default: the retention, so all expire)."""
+        body = {} if seconds is None else {"seconds": seconds}
+        return dict(self._request("POST", "salesforce", "pubsub/expire", json=body).json())
+
+    def redeliver(self, **body: Any) -> dict[str, Any]:
+        """`count`, `on` ("open" or "resume"), `times`: see the sandbox README."""
+        return dict(self._request("POST", "salesforce", "pubsub/redeliver", json=body).json())
 
     def create_orders(self, count: int, **body: Any) -> list[dict[str, Any]]:
         """`count` orders at once (each with an account of its own unless `accountId` is given)."""

@@ -1,4 +1,5 @@
-"""The `/__sandbox/` control API of each emulator: demo orders, inspection, fault switches.
+"""The `/__sandbox/` control API of each emulator: demo orders, approvals, inspection, fault
+switches, and (on the Salesforce emulator) the Pub/Sub API emulator's event log.
 
 No authentication and JSON only; errors are `{"error": {"code", "message"}}`. Mounted as one
 blueprint per emulator, since each exposes a different view of the shared world.
@@ -11,24 +12,42 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from . import demo, ids
+from . import approvals, demo, ids, pubsub_control
 from .errors import ControlError
 from .faults import FaultRegistry
+from .pubsub_bus import EventBus
 from .responses import json_response
 from .state import Record, World
 
 
-def salesforce_blueprint(world: World, faults: FaultRegistry) -> Blueprint:
-    """Control routes of the Salesforce emulator."""
+def salesforce_blueprint(world: World, faults: FaultRegistry, bus: EventBus) -> Blueprint:
+    """Control routes of the Salesforce emulator (and of its Pub/Sub API)."""
     bp = _base_blueprint("salesforce", faults)
+
+    def created(body: Any, made: dict[str, str]) -> dict[str, Any]:
+        """A new order's answer, approved first when the body asked for it."""
+        if not (isinstance(body, dict) and body.get("approve") is True):
+            return dict(made)
+        with world.lock:
+            order = _record(world, "Order", made["orderId"])
+        return {**made, **approvals.approve(world, bus, order)}
 
     @bp.post("/orders")
     def create_order() -> Response:
-        return json_response(demo.create_order(world, _json_body()), 201)
+        body = _json_body()
+        return json_response(created(body, demo.create_order(world, body)), 201)
 
     @bp.post("/orders/batch")
     def create_orders() -> Response:
-        return json_response({"orders": demo.create_orders(world, _json_body())}, 201)
+        body = _json_body()
+        orders = [created(body, made) for made in demo.create_orders(world, body)]
+        return json_response({"orders": orders}, 201)
+
+    @bp.post("/orders/<order_id>/approve")
+    def approve_order(order_id: str) -> Response:
+        with world.lock:
+            order = _record(world, "Order", order_id)
+        return json_response(approvals.approve(world, bus, order), 202)
 
     @bp.get("/usage")
     def usage() -> Response:
@@ -53,7 +72,34 @@ def salesforce_blueprint(world: World, faults: FaultRegistry) -> Blueprint:
         with world.lock:
             return json_response(dict(_record(world, "Account", account_id)))
 
+    _pubsub_routes(bp, bus)
     return bp
+
+
+def _pubsub_routes(bp: Blueprint, bus: EventBus) -> None:
+    @bp.get("/pubsub")
+    def pubsub_overview() -> Response:
+        return json_response(pubsub_control.overview(bus))
+
+    @bp.get("/pubsub/events")
+    def pubsub_events() -> Response:
+        return json_response(pubsub_control.list_events(bus, request.args.get("topic")))
+
+    @bp.get("/pubsub/settings")
+    def pubsub_settings() -> Response:
+        return json_response(bus.settings())
+
+    @bp.post("/pubsub/settings")
+    def pubsub_configure() -> Response:
+        return json_response(pubsub_control.update_settings(bus, _json_body()))
+
+    @bp.post("/pubsub/expire")
+    def pubsub_expire() -> Response:
+        return json_response(pubsub_control.expire(bus, _json_body()))
+
+    @bp.post("/pubsub/redeliver")
+    def pubsub_redeliver() -> Response:
+        return json_response(pubsub_control.redeliver(bus, _json_body()))
 
 
 def whmcs_blueprint(world: World, faults: FaultRegistry) -> Blueprint:

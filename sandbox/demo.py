@@ -13,7 +13,8 @@ from . import catalogue, clock, ids, sobjects, whmcs_records
 from .errors import ControlError
 from .state import Record, World
 
-_BODY_FIELDS = {"accountId", "products", "description"}
+# `approve` is read by the control API, which approves the order once it exists.
+_BODY_FIELDS = {"accountId", "products", "description", "approve"}
 DEFAULT_PRODUCTS = ("FIBRE-100",)
 #: Orders one `POST /__sandbox/orders/batch` may create (benchmarks make thousands).
 MAX_BATCH = 20_000
@@ -30,6 +31,8 @@ def create_order(world: World, body: Any) -> dict[str, str]:
     description = body.get("description")
     if description is not None and not isinstance(description, str):
         raise ControlError("BAD_REQUEST", "description must be a string")
+    if not isinstance(body.get("approve", False), bool):
+        raise ControlError("BAD_REQUEST", "approve must be true or false")
     lines = _lines(body.get("products", list(DEFAULT_PRODUCTS)))
     with world.lock:
         products = _products(world, [code for code, _ in lines])

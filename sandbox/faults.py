@@ -4,14 +4,16 @@ Each emulator owns one `FaultRegistry`. A fault names an action (or `*`), a mode
 wrong) and/or a latency, and optionally how many matching requests it applies to. For each
 request the emulator calls `take(action)`: every matching latency-only fault adds its delay,
 and the oldest matching fault with a mode decides the outcome; each fault used is consumed
-once. Faults live in memory only; a restart clears them.
+once. A long-lived call (a Pub/Sub API stream) may ask at several points, each time only
+about the modes and latency that make sense there, and can subscribe to additions to notice a
+fault switched on while it waits. Faults live in memory only; a restart clears them.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,12 +92,19 @@ class FaultRegistry:
         self._faults: list[Fault] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._on_add: list[Callable[[], None]] = []
+
+    def on_add(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after every fault added (outside the registry's lock)."""
+        self._on_add.append(callback)
 
     def add(self, body: Any) -> Fault:
         """Validate a control-API body and store the fault it describes."""
         fault = self._parse(body)
         with self._lock:
             self._faults.append(fault)
+        for callback in self._on_add:
+            callback()
         return fault
 
     def list(self) -> list[dict[str, Any]]:
@@ -106,13 +115,19 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
-    def take(self, action: str) -> Plan:
-        """Consume the faults that apply to one request for `action`."""
+    def take(self, action: str, modes: Collection[str] | None = None, latency: bool = True) -> Plan:
+        """Consume the faults that apply to one request for `action`. `modes` limits the
+        modes that may apply now (None: any); `latency=False` leaves latency-only faults for
+        a later call."""
         latency_ms = 0.0
         chosen: Fault | None = None
         with self._lock:
             for fault in self._faults:
                 if not self._applies(fault, action) or (fault.mode and chosen):
+                    continue
+                if fault.mode and modes is not None and fault.mode not in modes:
+                    continue
+                if not fault.mode and not latency:
                     continue
                 chosen = chosen or (fault if fault.mode else None)
                 latency_ms += fault.latency_ms

@@ -26,6 +26,7 @@ from typing import Any
 
 import jwt
 
+#: The sandbox org's id: in every token's identity URL, `tenantid` on the Pub/Sub API.
 ORG_ID = "00D000000000001EAA"
 USER_ID = "005000000000001AAA"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -59,6 +60,11 @@ class TokenStore:
     def is_valid(self, token: str) -> bool:
         with self._lock:
             return token in self._tokens
+
+    def revoke(self, token: str) -> None:
+        """Invalidate one token, as its session expiring would."""
+        with self._lock:
+            self._tokens.discard(token)
 
     def expire_all(self) -> None:
         """Invalidate every token issued so far; tokens issued afterwards work."""

@@ -2,7 +2,8 @@
 
 Served over HTTPS (simple-salesforce forces `https://`). Routes:
 
-- `POST /services/oauth2/token` (see `oauth.py`);
+- `POST /services/oauth2/token` (see `oauth.py`) and `GET /services/oauth2/userinfo` (where
+  Pub/Sub API clients read the org id);
 - `GET|PATCH /services/data/vNN.N/sobjects/<Object>/<id>` and `POST .../sobjects/<Object>/`;
 - `GET /services/data/vNN.N/query[/]?q=` (and `queryAll`), see `query.py`;
 - `/__sandbox/...` control routes (see `control.py`).
@@ -22,9 +23,10 @@ from collections.abc import Callable, Mapping
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import clock, control, ids, oauth, query, sobjects
+from . import clock, control, ids, oauth, pubsub_errors, query, sobjects
 from .errors import SalesforceApiError, not_found
-from .faults import FaultRegistry, Plan
+from .faults import COMMON_MODES, FaultRegistry, Plan
+from .pubsub_bus import EventBus
 from .responses import (
     html_page,
     json_response,
@@ -53,11 +55,18 @@ log = logging.getLogger(__name__)
 
 
 def fault_registry() -> FaultRegistry:
-    """The Salesforce fault switches: `*` covers REST calls, not the token endpoint."""
+    """The Salesforce fault switches, REST and Pub/Sub API in one list: `*` covers REST calls
+    only (not the token endpoint, not the RPCs), and each side's modes apply to its own
+    actions."""
+    rest = (*ACTIONS, "*")
+    mode_actions: dict[str, tuple[str, ...]] = {mode: rest for mode in COMMON_MODES}
+    mode_actions["expire_session"] = ("get", "update", "create", "query", "*")
+    mode_actions.update(pubsub_errors.MODE_ACTIONS)
     return FaultRegistry(
-        ACTIONS,
-        wildcard_skips=("token",),
-        mode_actions={"expire_session": ("get", "update", "create", "query", "*")},
+        (*ACTIONS, *pubsub_errors.RPCS),
+        modes=(*COMMON_MODES, *pubsub_errors.MODES),
+        wildcard_skips=("token", *pubsub_errors.RPCS),
+        mode_actions=mode_actions,
     )
 
 
@@ -67,8 +76,9 @@ def create_app(
     tokens: oauth.TokenStore,
     faults: FaultRegistry,
     stopping: threading.Event,
+    bus: EventBus,
 ) -> Flask:
-    """Build the Salesforce emulator app over the shared world."""
+    """Build the Salesforce emulator app over the shared world and the Pub/Sub event bus."""
     app = Flask(__name__)
     emulator = SalesforceEmulator(world, credentials, tokens, faults, stopping)
     app.before_request(emulator.before_request)
@@ -78,13 +88,14 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     _add_api_routes(app, emulator)
-    app.register_blueprint(control.salesforce_blueprint(world, faults))
+    app.register_blueprint(control.salesforce_blueprint(world, faults, bus))
     return app
 
 
 def _add_api_routes(app: Flask, emulator: SalesforceEmulator) -> None:
     data = API_PREFIX + "<version>"
     app.add_url_rule("/services/oauth2/token", view_func=emulator.token, methods=["POST"])
+    app.add_url_rule("/services/oauth2/userinfo", view_func=emulator.userinfo)
     app.add_url_rule(
         data + "/sobjects/<sobject>/<record_id>",
         view_func=emulator.record,
@@ -216,6 +227,21 @@ class SalesforceEmulator:
         if fault.mode == "http500":
             return html_page(500, "Internal Server Error", "An internal server error occurred.")
         return self._misbehave(plan)
+
+    def userinfo(self) -> Response:
+        """The OpenID Connect user info of the token's user: its org id is Pub/Sub's tenantid."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not self.tokens.is_valid(token.strip()):
+            return Response("Bad_OAuth_Token", status=403, mimetype="text/plain")
+        instance_url = request.host_url.rstrip("/")
+        return json_response(
+            {
+                "sub": f"{instance_url}/id/{oauth.ORG_ID}/{oauth.USER_ID}",
+                "user_id": oauth.USER_ID,
+                "organization_id": oauth.ORG_ID,
+                "preferred_username": self.credentials["username"],
+            }
+        )
 
     def record(self, version: str, sobject: str, record_id: str) -> Response:
         name, full = _sobject(sobject), _record_id(sobject, record_id)

@@ -27,6 +27,8 @@ class FieldDef:
     picklist: tuple[str, ...] = ()
     max_length: int = 255
     nillable: bool = True
+    #: The value a new record gets when the insert does not set it (a checkbox's is false).
+    default: Any = None
 
     @property
     def label(self) -> str:
@@ -69,6 +71,8 @@ SCHEMA: dict[str, tuple[FieldDef, ...]] = {
         FieldDef("Activation_Status__c", "picklist", picklist=ACTIVATION_STATUSES),
         FieldDef("Activation_Error__c", "textarea", max_length=32768),
         FieldDef("WHMCS_Order_Id__c", "string"),
+        # Ticked when the order is approved; the record-triggered Flow reacts to it.
+        FieldDef("Approved__c", "boolean", default=False),
         *_audit_fields(),
     ),
     "OrderItem": (
@@ -147,7 +151,7 @@ def parse_field_list(sobject: str, text: str) -> list[FieldDef]:
 def new_record(sobject: str, values: Record) -> Record:
     """A full record of `sobject`: every field present, audit fields stamped, a fresh Id."""
     now = clock.salesforce_datetime()
-    record: Record = {f.name: None for f in SCHEMA[sobject]}
+    record: Record = {f.name: f.default for f in SCHEMA[sobject]}
     record.update(values)
     if not record["Id"]:
         record["Id"] = ids.new_id(sobject)

@@ -28,6 +28,8 @@ class SandboxSettings:
     host: str
     salesforce_port: int
     whmcs_port: int
+    #: The Salesforce emulator's Pub/Sub API (gRPC over TLS).
+    pubsub_port: int
     tls_names: tuple[str, ...]
     #: Neither Salesforce nor WHMCS is configured: development and tests.
     in_use: bool
@@ -42,6 +44,7 @@ def read_sandbox(env: Environment) -> SandboxSettings:
         host=env.required_text("SANDBOX_HOST", "127.0.0.1"),
         salesforce_port=env.whole("SANDBOX_SALESFORCE_PORT", DEFAULT_SANDBOX_SALESFORCE_PORT),
         whmcs_port=env.whole("SANDBOX_WHMCS_PORT", 8081),
+        pubsub_port=env.whole("SANDBOX_PUBSUB_PORT", 7443),
         tls_names=tuple(n.strip() for n in names.split(",") if n.strip()),
         in_use=not (salesforce or whmcs),
     )

@@ -119,6 +119,7 @@ def sandbox(redis_url: str) -> Iterator[object]:
     running = start(os.environ["SANDBOX_DIR"])
     os.environ["SANDBOX_SALESFORCE_PORT"] = str(urlparse(running.salesforce_url).port)
     os.environ["SANDBOX_WHMCS_PORT"] = str(urlparse(running.whmcs_url).port)
+    os.environ["SANDBOX_PUBSUB_PORT"] = running.pubsub_url.rsplit(":", 1)[1]
     settings.configure(settings.from_environment(dict(os.environ)))
     yield running
     running.stop()

@@ -17,8 +17,8 @@ from sandbox import ids
 
 ORDER_FIELDS = [
     "Id", "OrderNumber", "AccountId", "Status", "StatusCode", "EffectiveDate", "Description",
-    "Activation_Status__c", "Activation_Error__c", "WHMCS_Order_Id__c", "CreatedDate",
-    "LastModifiedDate", "SystemModstamp",
+    "Activation_Status__c", "Activation_Error__c", "WHMCS_Order_Id__c", "Approved__c",
+    "CreatedDate", "LastModifiedDate", "SystemModstamp",
 ]  # fmt: skip
 
 
