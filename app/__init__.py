@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 import settings as process_settings
+from fulfillment.ownership import Ownership
 from integrations import SalesforceGateway
 from settings import Settings, WebSettings
 from streaming.admission import Admission, AdmissionLimits
@@ -19,7 +20,6 @@ from streaming.quota import StreamQuota
 from .auth import Authenticator
 from .config import flask_config, web_settings
 from .errors import register_error_handlers
-from .ownership import Ownership
 from .security import register_security_headers
 
 

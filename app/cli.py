@@ -57,11 +57,11 @@ def retry(order_id: str) -> None:
 
 def _queue(order_id: str, retry: bool) -> None:
     """The same use case as `POST /api/orders/<id>/fulfill`, without a web app."""
+    from fulfillment.ownership import Ownership
     from integrations import SalesforceGateway
 
     from .errors import ApiError
     from .orders import ask_for_fulfillment
-    from .ownership import Ownership
 
     oid = _order_id(order_id)
     where = settings.current()
@@ -125,6 +125,20 @@ def token(account_id: str, scope: str | None, ttl: int, subject: str | None) -> 
         click.echo(mint_token(web, account_id=account_id, scope=scope, ttl=ttl, subject=subject))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--status", "show_status", is_flag=True, help="Print who listens, and where.")
+def listen(show_status: bool) -> None:
+    """Start fulfillment from Salesforce's Platform Events (the Pub/Sub API) until stopped.
+
+    Several may run: one holds the lease and subscribes, the others stand by."""
+    from listener import process
+
+    if show_status:
+        _print(process.status())
+        return
+    process.run()
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

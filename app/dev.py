@@ -17,7 +17,6 @@ from notifier.order_ids import normalize_salesforce_id
 
 from .auth import mint_token
 from .errors import ApiError
-from .orders import trigger_fulfillment
 
 bp = Blueprint("dev", __name__)
 
@@ -100,7 +99,10 @@ def sign_out() -> Response:
 
 @bp.post("/dev/orders")
 def place_order() -> Response:
-    """Create an order for the demo customer in the sandbox, queue it, open its page."""
+    """Create and approve an order for the demo customer in the sandbox, open its page.
+
+    Approving it publishes its Platform Event, as a record-triggered Flow would; the listener
+    (`fulfillment listen`, part of `make run`) then starts it. No HTTP trigger."""
     if _signed_in_account() is None:
         raise ApiError(401, "SIGN_IN_REQUIRED", "sign in as the demo customer first")
     products = [code for code in request.form.getlist("product") if code in PRODUCTS]
@@ -110,8 +112,8 @@ def place_order() -> Response:
             "POST", fault["system"], "faults", {k: v for k, v in fault.items() if k != "system"}
         )
     created = _control("POST", "salesforce", "orders", {"products": products or ["FIBRE-100"],
-                                                         "accountId": DEMO_ACCOUNT})  # fmt: skip
-    trigger_fulfillment(created["orderId"])
+                                                         "accountId": DEMO_ACCOUNT,
+                                                         "approve": True})  # fmt: skip
     return redirect(url_for("pages.order_page", order_id=created["orderId"]), code=303)
 
 

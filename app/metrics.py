@@ -8,7 +8,7 @@ its own (and answer 404 here).
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from observability.metrics import registry
 
@@ -18,19 +18,6 @@ AUTH_FAILURES = Counter(
     "fulfillment_auth_failures_total",
     "Requests refused with 401 or 403, by reason (TOKEN_EXPIRED, OTHER_ACCOUNT, ...).",
     ["reason"],
-)
-OWNERSHIP_LOOKUPS = Counter(
-    "fulfillment_ownership_lookups_total",
-    "Answers to who owns an order, by where they came from: recorded (no call), known-unknown "
-    "(no call), coalesced (joined another request's lookup), other-process (waited for another "
-    "process's lookup), salesforce, salesforce-unknown (one per order asked about; see the "
-    "batch histogram for calls), error, rate-limited.",
-    ["outcome"],
-)
-OWNERSHIP_LOOKUP_BATCH = Histogram(
-    "fulfillment_ownership_lookup_batch_orders",
-    "Orders asked about in one Salesforce query by the ownership lookups (one API call each).",
-    buckets=(1, 2, 5, 10, 25, 50, 100, 200),
 )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from fulfillment.ownership import Ownership
 from fulfillment.requests import (
     BrokerUnavailable,
     NotFailed,
@@ -19,7 +20,7 @@ from tasks.celery_app import dispatcher
 
 from .auth import SERVICE_SCOPE, Authenticator, Forbidden
 from .errors import ApiError
-from .ownership import Ownership, authorize_read, ownership
+from .ownership import authorize_read, ownership
 
 bp = Blueprint("orders", __name__, url_prefix="/api/orders")
 

@@ -17,7 +17,7 @@ from typing import Any
 from .environment import machine, private_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("fanout", "leak", "pipeline", "storm")
+SCENARIOS = ("fanout", "leak", "pipeline", "storm", "listener")
 
 
 def main() -> None:
@@ -27,10 +27,12 @@ def main() -> None:
     parser.add_argument("--leak-streams", type=int, default=2_000)
     parser.add_argument("--orders", type=int, default=1_000, help="pipeline orders per latency")
     parser.add_argument("--storm-streams", type=int, default=10_000, help="storm streams")
+    parser.add_argument("--approvals", type=int, default=2_000, help="listener burst size")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = parser.parse_args()
     if args.quick:
         args.streams, args.leak_streams, args.orders, args.storm_streams = 1_000, 300, 100, 1_000
+        args.approvals = 300
     for scenario in args.scenario or SCENARIOS:
         result = run(scenario, args)
         print(json.dumps(result), flush=True)
@@ -56,6 +58,10 @@ def run(scenario: str, args: argparse.Namespace) -> dict[str, Any]:
             from . import storm
 
             figures = storm.run(streams=args.storm_streams)
+        elif scenario == "listener":
+            from . import listener
+
+            figures = listener.run(approvals=args.approvals)
         else:
             from . import pipeline
 

@@ -45,7 +45,35 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         parts.append(_pipeline(results["pipeline"]))
     if "storm" in results:
         parts.append(_storm(results["storm"]))
+    if "listener" in results:
+        parts.append(_listener(results["listener"]))
     return "\n\n".join(parts)
+
+
+def _listener(r: dict[str, Any]) -> str:
+    p, burst, paced = r["parameters"], r["burst"], r["paced"]
+    head = (
+        f"### listener: Salesforce approvals → Pub/Sub API emulator → `fulfillment listen` → "
+        f"`queued`, a {p['worker_concurrency']}-process worker running (`{r['measured_at']}`)"
+    )
+    rows = [
+        (f"burst: {burst['events']:,} approvals at once", burst["events_per_second"], "",
+         burst["event_to_queued_ms"]["p50"], burst["event_to_queued_ms"]["p99"]),
+        (f"paced: {paced['events']:,} approvals at {p['paced_rate']}/s", "",
+         paced["approved_per_second"], paced["event_to_queued_ms"]["p50"],
+         paced["event_to_queued_ms"]["p99"]),
+    ]  # fmt: skip
+    columns = ("run", "events handled per second", "approved per second",
+               "event → queued p50 (ms)", "p99 (ms)")  # fmt: skip
+    targets = r["targets"]
+    note = (
+        "Targets: at least 1,000 events/s: "
+        + ("met" if targets["at_least_1000_events_per_second"] else "missed")
+        + f"; p99 under 100 ms at {p['paced_rate']} events/s: "
+        + ("met" if targets["paced_p99_under_100_ms"] else "missed")
+        + "."
+    )
+    return head + "\n\n" + _table(columns, rows) + "\n\n" + note
 
 
 #: fanout rows: label, where the figure is in each side's results, its ratio's name.

@@ -31,3 +31,16 @@ RETRIES = Counter(
 TAKEOVERS = Counter(
     "fulfillment_takeovers_total", "Stuck orders resumed by the reconciler, by stage.", ["stage"]
 )
+OWNERSHIP_LOOKUPS = Counter(
+    "fulfillment_ownership_lookups_total",
+    "Answers to who owns an order, by where they came from: recorded (no call), known-unknown "
+    "(no call), coalesced (joined another request's lookup), other-process (waited for another "
+    "process's lookup), salesforce, salesforce-unknown (one per order asked about; see the "
+    "batch histogram for calls), error, rate-limited.",
+    ["outcome"],
+)
+OWNERSHIP_LOOKUP_BATCH = Histogram(
+    "fulfillment_ownership_lookup_batch_orders",
+    "Orders asked about in one Salesforce query by the ownership lookups (one API call each).",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 200),
+)

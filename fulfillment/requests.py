@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import settings
 from integrations import TransientError
-from notifier import IllegalTransition, Stage, current_state, publish
+from notifier import DuplicateEvent, IllegalTransition, Stage, current_state, publish
 
 from . import ledger, recovery
 from .failures import BROKER_UNAVAILABLE, failure
@@ -62,13 +62,18 @@ def request_fulfillment(
     exists: Callable[[str], bool] | None = None,
     *,
     retry: bool = False,
+    source_event: str | None = None,
 ) -> Trigger:
     """Queue the order (or, with `retry`, a failed order's next run), once `exists` says
     Salesforce knows it. Salesforce being down does not stop it: the pipeline retries, and
-    fails an order that turns out unknown."""
+    fails an order that turns out unknown. `source_event` is the id of the Salesforce event
+    that asked: the same event asking again is a duplicate, whatever the order's stage (a new
+    event for a failed order opens its next run, as a trigger does)."""
     if exists is not None:
         _ensure_exists(order_id, exists)
-    return retry_order(order_id, dispatcher) if retry else start_fulfillment(order_id, dispatcher)
+    if retry:
+        return retry_order(order_id, dispatcher)
+    return start_fulfillment(order_id, dispatcher, source_event)
 
 
 def _ensure_exists(order_id: str, exists: Callable[[str], bool]) -> None:
@@ -79,8 +84,11 @@ def _ensure_exists(order_id: str, exists: Callable[[str], bool]) -> None:
         log.warning("order %s: existence not checked (%s)", order_id, exc.code)
 
 
-def start_fulfillment(order_id: str, dispatcher: Dispatcher) -> Trigger:
-    """Queue the order unless it is already queued, in flight or completed."""
+def start_fulfillment(
+    order_id: str, dispatcher: Dispatcher, source_event: str | None = None
+) -> Trigger:
+    """Queue the order unless it is already queued, in flight or completed (or the event
+    `source_event` already asked for it)."""
     before = current_state(order_id)
     point = recovery.resume_point(before, ledger.load_failed_step(order_id))
     task_id = str(uuid.uuid4())
@@ -95,8 +103,9 @@ def start_fulfillment(order_id: str, dispatcher: Dispatcher) -> Trigger:
                 "message": "Order received, waiting for a worker",
                 "taskId": task_id,
             },
+            source_event=source_event,
         )
-    except IllegalTransition:
+    except (IllegalTransition, DuplicateEvent):
         return _duplicate(order_id)
     run = int((current_state(order_id) or {}).get("run", 1))
     try:

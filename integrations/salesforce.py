@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -49,6 +50,20 @@ _ERROR_CODES: dict[str, tuple[type[IntegrationError], str]] = {
 }
 
 
+@dataclass(frozen=True)
+class PubSubAuth:
+    access_token: str
+    instance_url: str
+    tenant_id: str
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("accesstoken", self.access_token),
+            ("instanceurl", self.instance_url),
+            ("tenantid", self.tenant_id),
+        )
+
+
 class SalesforceGateway:
     """Reads and writes Salesforce Orders for one process; safe to share between threads."""
 
@@ -62,6 +77,8 @@ class SalesforceGateway:
         self._settings: SalesforceSettings | None = resolved
         self._lock = threading.Lock()
         self._client: Salesforce | None = None
+        self._org_id: str | None = None
+        self._instance_url: str | None = None
         self.api_calls = 0
 
     @property
@@ -102,6 +119,26 @@ class SalesforceGateway:
             order_id: found[order_id] if isinstance(found.get(order_id), str) else None
             for order_id in order_ids
         }
+
+    def orders_not_started(self, approved_condition: str, limit: int = 2000) -> list[str]:
+        """Ids of approved orders fulfillment never touched (no activation status): what the
+        listener's sweep starts when the event stream may have lost approvals."""
+        s = self.settings
+        soql = (
+            f"SELECT Id FROM Order WHERE {approved_condition} "  # noqa: S608 (configuration)
+            f"AND {s.status_field} = null LIMIT {int(limit)}"
+        )
+        records = _records(self._call("orders_not_started", lambda sf: sf.query_all(soql)))
+        return [str(r["Id"]) for r in records if isinstance(r.get("Id"), str)]
+
+    def pubsub_auth(self, renew: bool = False) -> PubSubAuth:
+        """The session as the Pub/Sub API wants it (`accesstoken`, `instanceurl`, `tenantid`
+        metadata); `renew` logs in again (the API answered UNAUTHENTICATED)."""
+        with self._lock:
+            if self._client is None or renew:
+                self._client = self._login()
+            client, org_id, instance = self._client, self._org_id, self._instance_url
+        return PubSubAuth(client.session_id, instance or "", org_id or "")
 
     def get_account_id(self, order_id: str) -> str | None:
         """The order's AccountId, or None when Salesforce has no such order."""
@@ -186,6 +223,7 @@ class SalesforceGateway:
             except requests.RequestException as exc:
                 raise _map_transport_error(exc) from None
             token = _token_from(response)
+        self._org_id, self._instance_url = _org_of(token.get("id")), token["instance_url"]
         return Salesforce(
             instance_url=token["instance_url"],
             session_id=token["access_token"],
@@ -209,6 +247,13 @@ class SalesforceGateway:
             "data": {"grant_type": "client_credentials"},
             "auth": (s.client_id, s.client_secret),
         }
+
+
+def _org_of(identity: object) -> str | None:
+    """The org id in a token's identity URL (`…/id/<org id>/<user id>`): the Pub/Sub API's
+    tenant id."""
+    parts = str(identity or "").rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 3 and parts[-3] == "id" else None
 
 
 def _token_from(response: requests.Response) -> dict[str, Any]:

@@ -12,10 +12,11 @@ project, and nothing of Flask or gevent. Serving streams to browsers is `streami
 
 from .events import IllegalTransition, InvalidUpdate, Stage, is_terminal
 from .order_ids import normalize_order_id
-from .publish import PublishConflict, publish
+from .publish import DuplicateEvent, PublishConflict, publish
 from .state import Snapshot, current_state, events_after, read_snapshot
 
 __all__ = [
+    "DuplicateEvent",
     "IllegalTransition",
     "InvalidUpdate",
     "PublishConflict",

@@ -44,12 +44,18 @@ class PublishConflict(RuntimeError):
     """Raised when concurrent publishers kept changing the order faster than we could commit."""
 
 
-def publish(order_id: str, update: Mapping[str, Any]) -> str:
+class DuplicateEvent(RuntimeError):
+    """Raised when the outside event an update answers was answered before."""
+
+
+def publish(order_id: str, update: Mapping[str, Any], *, source_event: str | None = None) -> str:
     """Publish an `order.update` for `order_id` and return its event id.
 
     `update` is the payload without `orderId`/`timestamp`, which are filled in. Raises
     `IllegalTransition` when the update would move the order backwards or repeat a stage,
-    and `InvalidUpdate` when it is malformed.
+    and `InvalidUpdate` when it is malformed. `source_event` names the outside event (a
+    Salesforce Platform Event's id) the update answers: it is recorded with the update, in the
+    same step, and an event answered before raises `DuplicateEvent` instead.
     """
     oid = normalize_order_id(order_id)
     if oid is None:
@@ -59,7 +65,9 @@ def publish(order_id: str, update: Mapping[str, Any]) -> str:
         seq, current, progress = _read_for_update(client, oid)
         check_transition(oid, current, progress, update)
         payload = build_payload(oid, update, current)
-        event_id = _commit(client, oid, seq, payload, next_progress(progress, update))
+        event_id = _commit(client, oid, seq, payload, next_progress(progress, update), source_event)
+        if event_id == _DUPLICATE:
+            raise DuplicateEvent(f"order {oid}: event {source_event} was answered before")
         if event_id:
             return str(event_id)
     raise PublishConflict(f"order {oid}: too many concurrent updates")
@@ -72,8 +80,16 @@ def _read_for_update(
     return int(seq or 0), (json.loads(raw) if raw else None), (str(progress) if progress else None)
 
 
+_DUPLICATE = "!duplicate"
+
+
 def _commit(
-    client: redis.Redis, order_id: str, seq: int, payload: dict[str, Any], progress: str
+    client: redis.Redis,
+    order_id: str,
+    seq: int,
+    payload: dict[str, Any],
+    progress: str,
+    source_event: str | None = None,
 ) -> str | None:
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
     # An order has a handful of entries unless it retries a lot; the trim is approximate.
@@ -92,6 +108,7 @@ def _commit(
             order_id,
             UPDATE_EVENT,
             progress,
+            source_event or "",
         ],
         client=client,
     )

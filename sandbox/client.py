@@ -62,6 +62,7 @@ class SandboxClient:
         products: list[Any] | None = None,
         account_id: str | None = None,
         approve: bool = False,
+        description: str | None = None,
     ) -> dict[str, Any]:
         """A new Draft order; with `approve`, approved at once (its answer then carries the
         `eventId` and `replayId` of the `Order_Activation__e` event)."""
@@ -72,6 +73,8 @@ class SandboxClient:
             body["accountId"] = account_id
         if approve:
             body["approve"] = True
+        if description is not None:
+            body["description"] = description
         return dict(self._request("POST", "salesforce", "orders", json=body).json())
 
     def approve_order(self, order_id: str) -> dict[str, Any]:

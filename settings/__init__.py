@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .environment import STACK_FILE, Environment, process_environment
+from .listener import ListenerSettings, read_listener
 from .sections import (
     DEFAULT_REDIS_URL,
     SANDBOX_CERTIFICATE,
@@ -56,6 +57,7 @@ __all__ = [
     "STACK_FILE",
     "BrokerSettings",
     "EventSettings",
+    "ListenerSettings",
     "ObservabilitySettings",
     "RecoverySettings",
     "RedisSettings",
@@ -87,6 +89,7 @@ class Settings:
     web: WebSettings
     salesforce: SalesforceConfig
     whmcs: WhmcsConfig
+    listener: ListenerSettings
     sandbox: SandboxSettings
 
     def replace(self, **parts: Any) -> Settings:
@@ -130,6 +133,7 @@ def _build(env: Environment) -> Settings:
         web=read_web(env, sandbox),
         salesforce=read_salesforce(env, sandbox),
         whmcs=read_whmcs(env, sandbox),
+        listener=read_listener(env, sandbox),
         sandbox=sandbox,
     )
 

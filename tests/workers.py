@@ -25,10 +25,33 @@ def stack_env(**overrides: str) -> dict[str, str]:
 
 
 @dataclass
-class WorkerProcess:
-    """`celery worker` (prefork unless told otherwise) in its own process group."""
+class _ProcessGroup:
+    """A process started in its own process group, killed or stopped as a whole."""
 
     process: subprocess.Popen[bytes]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (a worker's main process and pool children), no warm
+        shutdown."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if not self.alive():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class WorkerProcess(_ProcessGroup):
+    """`celery worker` (prefork unless told otherwise) in its own process group."""
 
     @classmethod
     def start(
@@ -48,24 +71,6 @@ class WorkerProcess:
         )
         return cls(process)
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker: main process and pool children, no warm shutdown."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if not self.alive():
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
 
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the `fulfillment` CLI with `env`."""
@@ -73,3 +78,17 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
         [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=timeout, check=False,
     )  # fmt: skip
+
+
+class ListenerProcess(_ProcessGroup):
+    """`fulfillment listen` in its own process group, as the Procfile runs it."""
+
+    @classmethod
+    def start(cls, env: dict[str, str], log_file: Path | None = None) -> ListenerProcess:
+        env = {**env, "LISTENER_METRICS_PORT": env.get("LISTENER_METRICS_PORT") or "0"}
+        output = log_file.open("ab") if log_file else None
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "listen"], cwd=ROOT, env=env, stdout=output,
+            stderr=output, start_new_session=True,
+        )  # fmt: skip
+        return cls(process)

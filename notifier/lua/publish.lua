@@ -16,12 +16,18 @@
 -- ARGV[8]: the order id
 -- ARGV[9]: the SSE event type
 -- ARGV[10]: the order's progress after this update
--- Returns the event id, or false (nil) when the sequence moved on (the caller reads again).
+-- ARGV[11]: the id of the outside event this update answers ('' for none): an event already
+--   answered is refused, so a redelivered event never starts anything twice
+-- Returns the event id; false (nil) when the sequence moved on (the caller reads again); or
+-- '!duplicate' when the outside event was answered before.
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local source = ARGV[11] ~= '' and ('source:' .. ARGV[11]) or nil
+if source and redis.call('HEXISTS', KEYS[1], source) == 1 then return '!duplicate' end
 if seq ~= tonumber(ARGV[1]) then return false end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[2])
 redis.call('HSET', KEYS[1], 'seq', seq + 1, 'payload', ARGV[2], 'lastEventId', id,
   'progress', ARGV[10])
+if source then redis.call('HSET', KEYS[1], source, id) end
 if ARGV[6] == '1' then
   redis.call('ZREM', KEYS[3], ARGV[8])
 else

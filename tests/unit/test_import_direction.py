@@ -16,9 +16,10 @@ ALLOWED = {
     "streaming": {"settings", "notifier"},
     "fulfillment": {"settings", "notifier", "integrations"},
     "tasks": {"settings", "observability", "notifier", "integrations", "fulfillment"},
+    "listener": {"settings", "observability", "notifier", "integrations", "fulfillment", "tasks"},
     "app": {
         "settings", "observability", "notifier", "integrations", "streaming", "fulfillment",
-        "tasks",
+        "tasks", "listener",
     },
 }  # fmt: skip
 PROJECT = {*ALLOWED, "sandbox", "bench", "tests"}

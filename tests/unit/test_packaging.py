@@ -18,9 +18,10 @@ def procfile(name: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines if line.strip())
 
 
-def test_the_procfile_runs_web_worker_and_flower() -> None:
+def test_the_procfile_runs_web_worker_listener_and_flower() -> None:
     processes = procfile("Procfile")
-    assert set(processes) == {"web", "worker", "flower"}
+    assert set(processes) == {"web", "worker", "listener", "flower"}
+    assert processes["listener"] == "fulfillment listen"
     assert processes["web"].startswith("gunicorn 'app:create_app()'")
     assert "--task-events" in processes["worker"] and "tasks.celery_app" in processes["worker"]
     assert "FLOWER_BASIC_AUTH" in processes["flower"] and "FLOWER_PORT" in processes["flower"]
@@ -29,7 +30,14 @@ def test_the_procfile_runs_web_worker_and_flower() -> None:
 def test_the_dev_procfile_puts_web_first() -> None:
     # honcho gives the first process PORT itself (then +100 per process): web must be first.
     assert list(procfile("Procfile.dev"))[:1] == ["web"]
-    assert set(procfile("Procfile.dev")) == {"web", "redis", "sandbox", "worker", "flower"}
+    assert set(procfile("Procfile.dev")) == {
+        "web",
+        "redis",
+        "sandbox",
+        "worker",
+        "listener",
+        "flower",
+    }
 
 
 def test_the_image_contains_every_package() -> None:

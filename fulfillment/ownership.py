@@ -1,0 +1,101 @@
+"""Which account owns an order, and whether it exists: recorded, or asked of Salesforce.
+
+The owner is the order's `AccountId`. Whatever submits an order records it beside the order's
+state (`notifier.owners`), so reads and streams of submitted orders ask Salesforce nothing.
+An order not submitted yet is looked up once (batched, single-flight and bounded: see
+`owner_lookups`) and the answer recorded the same way. A customer credential whose lookups keep
+finding orders it may not see (ids Salesforce does not know, or another account's orders) is
+refused (`LookupsExhausted`) after `OWNERSHIP_MISS_LIMIT` of them per window, so it cannot
+spend the org's API quota. The web, the CLI and the listener share it.
+"""
+
+from __future__ import annotations
+
+from integrations import SalesforceGateway
+from notifier import keys, owners
+from notifier.connection import get_redis
+from notifier.order_ids import normalize_salesforce_id
+from notifier.owners import OwnerRecord
+from settings import WebSettings
+
+from .metrics import OWNERSHIP_LOOKUPS
+from .owner_lookups import OwnerLookups, Waiting
+
+
+class LookupsExhausted(Exception):
+    """The credential spent its lookups on orders it may not see; `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"lookups exhausted for {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Ownership:
+    """Answers "who owns this order" for one web process."""
+
+    def __init__(self, gateway: SalesforceGateway, web: WebSettings) -> None:
+        self.miss_limit = web.ownership_miss_limit
+        self.miss_window = web.ownership_miss_window_seconds
+        self.lookups = OwnerLookups(
+            gateway.get_account_ids,
+            concurrency=web.salesforce_lookup_concurrency,
+            cache_seconds=web.ownership_cache_seconds,
+        )
+
+    def owner_of(
+        self,
+        order_id: str,
+        rationed_for: str | None = None,
+        waiting: Waiting | None = None,
+        record: OwnerRecord | None = None,
+    ) -> str | None:
+        """The 18-character AccountId owning `order_id`, or None if Salesforce has no such
+        order. `rationed_for` names the customer credential a lookup would be spent on;
+        `waiting` is the context to wait for a lookup in; `record` is what Redis said, when
+        the caller read it already."""
+        record = record or owners.read_owner(order_id)
+        if record.account_id:
+            OWNERSHIP_LOOKUPS.labels("recorded").inc()
+            return record.account_id
+        if record.unknown:
+            OWNERSHIP_LOOKUPS.labels("known-unknown").inc()
+            return None
+        if rationed_for is not None:
+            self._check_ration(rationed_for)
+        return normalize_salesforce_id(self.lookups.owner_of(order_id, waiting))
+
+    def exists(
+        self,
+        order_id: str,
+        fresh: bool = False,
+        waiting: Waiting | None = None,
+        record: OwnerRecord | None = None,
+    ) -> bool:
+        """Whether the order exists: it was submitted, or Salesforce knows it. `fresh`
+        distrusts a remembered "unknown" (an order being submitted was just created)."""
+        record = record or owners.read_owner(order_id)
+        if record.submitted or record.account_id:
+            return True
+        if record.unknown:
+            if not fresh:
+                return False
+            owners.forget_unknown(order_id)
+        return self.lookups.owner_of(order_id, waiting) is not None
+
+    def count_miss(self, credential: str) -> None:
+        """A lookup for `credential` found an order it may not see."""
+        pipe = get_redis().pipeline(transaction=False)
+        pipe.incr(_miss_key(credential))
+        pipe.expire(_miss_key(credential), self.miss_window, nx=True)
+        pipe.execute()
+
+    def _check_ration(self, credential: str) -> None:
+        client = get_redis()
+        misses = int(client.get(_miss_key(credential)) or 0)
+        if misses >= self.miss_limit:
+            OWNERSHIP_LOOKUPS.labels("rate-limited").inc()
+            raise LookupsExhausted(int(client.ttl(_miss_key(credential))))
+
+
+def _miss_key(credential: str) -> str:
+    return f"{keys.namespace()}:lookup-misses:{{{credential}}}"

@@ -1,0 +1,120 @@
+"""A batch of Platform Events → starts, through the same use case as the HTTP trigger.
+
+Delivery is at least once. A redelivered event (same event id) is refused by the claim
+itself (the event id is recorded with the `queued` event, atomically), so it never starts a
+second pipeline nor reopens a failed order; a new event for a failed order opens its next run,
+as an operator retry would. An event without an order id, or whose order Salesforce does not
+know, is logged and counted, and never stops the stream.
+
+A batch costs one Salesforce call at most: the orders whose owner nobody recorded are asked
+about in one query (and the answers recorded, so their streams need no call either); the
+starts then run side by side, each one atomic on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from redis.client import Pipeline
+
+from fulfillment.ports import Dispatcher
+from fulfillment.requests import UnknownOrder, request_fulfillment
+from integrations import SalesforceGateway, TransientError
+from integrations.pubsub_client import Event
+from notifier import normalize_order_id, owners
+from notifier.connection import run_pipeline
+from settings import WebSettings
+
+from .metrics import EVENT_TO_QUEUED, EVENTS
+
+log = logging.getLogger(__name__)
+#: Starts in flight at once within a batch (each waits on Redis and the broker).
+_PARALLEL_STARTS = 8
+
+
+class Handler:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        gateway: SalesforceGateway,
+        order_field: str,
+        web: WebSettings,
+    ) -> None:
+        self.dispatcher, self.gateway, self.order_field = dispatcher, gateway, order_field
+        self.cache_seconds = web.ownership_cache_seconds
+        self._pool = ThreadPoolExecutor(_PARALLEL_STARTS, thread_name_prefix="listener-start")
+
+    def handle(self, events: list[Event]) -> list[str]:
+        """Start every event's order; returns each event's outcome (also counted)."""
+        wanted = [(event, self._order_id(event)) for event in events]
+        known = self._known([order_id for _, order_id in wanted if order_id])
+        return list(self._pool.map(lambda pair: self._start(pair[0], pair[1], known), wanted))
+
+    def _order_id(self, event: Event) -> str | None:
+        return normalize_order_id(str(event.fields.get(self.order_field) or ""))
+
+    def _known(self, order_ids: list[str]) -> dict[str, bool] | None:
+        """Which orders Salesforce knows, asking only about those nobody recorded; None when
+        Salesforce could not be asked (the starts go ahead, as the HTTP trigger's do)."""
+        if not order_ids:
+            return {}
+        known = {o: r.submitted or bool(r.account_id) for o, r in _owner_records(order_ids)}
+        ask = [o for o, found in known.items() if not found]
+        if ask:
+            try:
+                answers = self.gateway.get_account_ids(ask)
+            except TransientError as exc:
+                log.warning("orders of %d events not checked (%s)", len(ask), exc.code)
+                return None
+            owners.record_answers(answers, self.cache_seconds, 60)
+            known.update({o: bool(account) for o, account in answers.items()})
+        return known
+
+    def _start(self, event: Event, order_id: str | None, known: dict[str, bool] | None) -> str:
+        if order_id is None:
+            return self._outcome("malformed", event, level=logging.WARNING)
+        exists = None if known is None else (lambda oid: known.get(oid, False))
+        try:
+            trigger = request_fulfillment(
+                order_id, self.dispatcher, exists, source_event=event.event_id
+            )
+        except UnknownOrder:
+            return self._outcome("unknown-order", event, order_id, logging.WARNING)
+        except Exception:  # not this event's fault (Redis, the broker): it comes back
+            log.exception("platform event not handled")
+            return self._outcome("failed", event, order_id, logging.ERROR)
+        if trigger.duplicate:
+            return self._outcome("duplicate", event, order_id)
+        _observe_latency(event.fields)
+        return self._outcome("started", event, order_id)
+
+    def _outcome(
+        self, outcome: str, event: Event, order_id: str | None = None, level: int = logging.INFO
+    ) -> str:
+        EVENTS.labels(outcome).inc()
+        extra = {"order_id": order_id, "outcome": outcome, "code": event.event_id}
+        log.log(level, "platform event handled", extra=extra)
+        return outcome
+
+
+def _owner_records(order_ids: list[str]) -> list[tuple[str, owners.OwnerRecord]]:
+    """What Redis recorded of each order's owner, in one round trip."""
+
+    def build(pipe: Pipeline) -> None:
+        for order_id in order_ids:
+            owners.queue_read(pipe, order_id)
+
+    replies, step = run_pipeline(build), owners.READ_REPLIES
+    return [
+        (order_id, owners.owner_record(replies[i * step : (i + 1) * step]))
+        for i, order_id in enumerate(order_ids)
+    ]
+
+
+def _observe_latency(fields: dict[str, Any]) -> None:
+    created = fields.get("CreatedDate")
+    if isinstance(created, int) and created > 0:  # epoch milliseconds, as Salesforce sends
+        EVENT_TO_QUEUED.observe(max(0.0, time.time() - created / 1000))
