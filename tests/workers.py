@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,19 @@ def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Comp
 
 class ListenerProcess(_ProcessGroup):
     """`fulfillment listen` in its own process group, as the Procfile runs it."""
+
+    def wait_subscribed(
+        self, topic: str = "/event/Order_Activation__e", timeout: float = 30
+    ) -> None:
+        """Until a listener holds the lease and the stream has answered (a position stored:
+        its first keep-alive or event), so what is approved next reaches it."""
+        from listener import lease, position
+
+        deadline = time.monotonic() + timeout
+        while lease.holder() is None or position.load(topic) is None:
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError("the listener did not subscribe")
+            time.sleep(0.05)
 
     @classmethod
     def start(cls, env: dict[str, str], log_file: Path | None = None) -> ListenerProcess:

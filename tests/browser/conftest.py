@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.sse import WebProcess, start_web
+from tests.workers import ListenerProcess
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -48,11 +49,22 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def site(sandbox, worker) -> Iterator[WebProcess]:
-    """The web process the browser talks to; the worker and sandbox run in the test process."""
+def site(sandbox, worker, tmp_path_factory) -> Iterator[WebProcess]:
+    """The web process the browser talks to, and the listener that starts the demo orders the
+    page approves (as under `make run`); the worker and sandbox run in the test process."""
+    from app.dev import DEMO_ACCOUNT
+    from sandbox.client import SandboxClient
+
+    SandboxClient.from_environment().pubsub_settings(keepaliveSeconds=0.5)
+    # Its sweep only ever sees the demo account's orders, not other tests' approvals.
+    condition = f"Approved__c = true AND AccountId = '{DEMO_ACCOUNT}'"
+    env = {**os.environ, "SALESFORCE_APPROVED_CONDITION": condition, "LOG_FORMAT": "text"}
+    listener = ListenerProcess.start(env, log_file=tmp_path_factory.mktemp("listener") / "log")
     web = start_web(SSE_HEARTBEAT_SECONDS="2")
+    listener.wait_subscribed()
     yield web
     web.stop()
+    listener.stop()
 
 
 @pytest.fixture

@@ -46,8 +46,7 @@ class Stack:
         return started
 
     def wait_subscribed(self) -> None:
-        """Until a listener holds the lease and the stream has answered (a position stored:
-        the first keep-alive or event), so what is approved next reaches it."""
+        """Until one of the listeners holds the lease and its stream has answered."""
         wait_until(lambda: lease.holder() is not None, timeout=30)
         wait_until(lambda: position.load(TOPIC) is not None, timeout=30)
 
