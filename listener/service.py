@@ -85,6 +85,9 @@ class Listener:
             renewer.start()
             try:
                 self._listen()
+            except Exception:  # never let one bad moment end the process (and make run's stack)
+                log.exception("listener failed; standing by and trying again")
+                self.stopping.wait(self._backoff.next_delay())
             finally:
                 ACTIVE.set(0)
                 self._lost.set()
@@ -113,7 +116,12 @@ class Listener:
     # -- subscribing -------------------------------------------------------------------------
 
     def _listen(self) -> None:
-        channel = open_channel(self.config.pubsub_target, self.config.pubsub_ca_bundle)
+        try:
+            channel = open_channel(self.config.pubsub_target, self.config.pubsub_ca_bundle)
+        except OSError as exc:  # the sandbox still starting (no certificate yet), say
+            log.warning("Pub/Sub API not reachable yet: %r", exc)
+            self.stopping.wait(self._backoff.next_delay())
+            return
         try:
             client = PubSubClient(channel, self.gateway.pubsub_auth())
             earliest = False

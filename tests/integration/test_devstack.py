@@ -97,7 +97,11 @@ def test_make_run_stack(tmp_path):
         assert '"stage":"completed"' in watched.stdout.splitlines()[-1]
 
         flower = f"http://127.0.0.1:{ports['flower']}"
-        assert requests.get(f"{flower}/api/tasks", timeout=5).status_code == 401
+        # Six processes start on two cores: Flower may still be coming up (a reset socket).
+        anonymous = wait_for(
+            lambda: requests.get(f"{flower}/api/tasks", timeout=5).status_code, 30, "Flower"
+        )
+        assert anonymous == 401
         tasks = wait_for(
             lambda: (
                 requests.get(f"{flower}/api/tasks", auth=("ops", "s3cret-pass"), timeout=5).json()
