@@ -6,8 +6,8 @@ rate (an open loop: approval n at n / rate seconds); the latency of each is its 
 creation (the emulator's clock, this machine's) to its order's `queued` event. Then a burst:
 N orders approved in one sandbox request (their Platform Events published back to back);
 events per second handled is N over the time from the first event's creation to the last
-order's `queued` event. Both use the listener as the Procfile runs it (`fulfillment listen`), with its
-defaults (batches of 100), subscribed before anything is approved.
+order's `queued` event. Both use the listener as the Procfile runs it (`fulfillment
+listen`), with its defaults (batches of 100), subscribed before anything is approved.
 """
 
 from __future__ import annotations

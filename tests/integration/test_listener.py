@@ -9,6 +9,7 @@ only matches them, so a sweep never picks up another test's approvals from the s
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -78,8 +79,6 @@ class Stack:
 
 @pytest.fixture
 def stack(sandbox, sandbox_client, worker, redis_client, tmp_path) -> Iterator[Stack]:
-    import os
-
     marker = f"listener-test-{uuid.uuid4().hex[:8]}"
     sandbox_client.pubsub_settings(keepaliveSeconds=0.3)
     position.forget()
@@ -183,7 +182,9 @@ def test_two_listeners_one_subscribes_and_the_standby_takes_over(stack) -> None:
 def test_a_burst_of_approvals_survives_a_listener_killed_three_times(stack) -> None:
     listener, _ = stack.start()
     stack.wait_subscribed()
-    orders = stack.sandbox.create_orders(60, description=stack.marker, approve=True)
+    # 60 at CI size; the 300 with LISTENER_BURST_APPROVALS=300.
+    size = int(os.environ.get("LISTENER_BURST_APPROVALS") or 60)
+    orders = stack.sandbox.create_orders(size, description=stack.marker, approve=True)
 
     def all_claimed() -> bool:
         return all(current_state(order["orderId"]) is not None for order in orders)
@@ -205,7 +206,7 @@ def test_a_burst_of_approvals_survives_a_listener_killed_three_times(stack) -> N
             (current_state(order["orderId"]) or {}).get("stage") == "completed" for order in orders
         )
 
-    wait_until(all_finished, timeout=150)
+    wait_until(all_finished, timeout=150 + size)
     for order in orders:
         assert queued_runs(order["orderId"]) == [1]
         assert len(stack.sandbox.whmcs_orders(order["orderId"])) == 1
