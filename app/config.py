@@ -16,11 +16,9 @@ def web_settings(settings: Settings, overrides: dict[str, Any] | None = None) ->
     """The web part, with `overrides` (by variable name: tests) and every default resolved."""
     changes = {name.lower(): value for name, value in (overrides or {}).items()}
     known = {name: value for name, value in changes.items() if hasattr(settings.web, name)}
-    web = settings.replace(web=known).web
-    if web.sse_max_streams is None:
-        limit = default_max_streams(settings.server.worker_connections)
-        web = settings.replace(web={**known, "sse_max_streams": limit}).web
-    return web
+    if known.get("sse_max_streams", settings.web.sse_max_streams) is None:
+        known["sse_max_streams"] = default_max_streams(settings.server.worker_connections)
+    return settings.replace(web=known).web
 
 
 def flask_config(web: WebSettings, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

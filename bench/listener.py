@@ -19,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from listener import lease, position
 from notifier import read_snapshot
 from notifier.events import parse_timestamp
 from sandbox.client import SandboxClient
@@ -44,7 +43,7 @@ def run(approvals: int = 2_000) -> dict[str, Any]:
         worker = WorkerProcess.start(env, concurrency=4, log_file=logs / "worker-listener.log")
         listener = ListenerProcess.start(env, log_file=logs / "listener.log")
         try:
-            _wait_subscribed()
+            listener.wait_subscribed(TOPIC, timeout=60)
             # Paced first, while the worker has no backlog: the burst leaves it one for minutes.
             paced = _paced(sandbox, PACED_RATE, PACED_RATE * PACED_SECONDS)
             burst = _burst(sandbox, approvals)
@@ -65,14 +64,6 @@ def run(approvals: int = 2_000) -> dict[str, Any]:
             "paced_p99_under_100_ms": (paced["event_to_queued_ms"]["p99"] or 1e9) < 100,
         },
     }
-
-
-def _wait_subscribed(timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while lease.holder() is None or position.load(TOPIC) is None:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the listener did not subscribe")
-        time.sleep(0.1)
 
 
 def _burst(sandbox: SandboxClient, approvals: int) -> dict[str, Any]:

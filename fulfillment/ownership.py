@@ -82,6 +82,17 @@ class Ownership:
             owners.forget_unknown(order_id)
         return self.lookups.owner_of(order_id, waiting) is not None
 
+    def exist_all(self, order_ids: list[str]) -> dict[str, bool]:
+        """Which of `order_ids` exist, in one read of Redis and at most one Salesforce query
+        for the orders nobody recorded (asked afresh, as `exists(fresh=True)` does). Raises
+        TransientError when Salesforce could not be asked."""
+        records = owners.read_owners(order_ids)
+        known = {o: r.submitted or bool(r.account_id) for o, r in records.items()}
+        ask = [order_id for order_id, found in known.items() if not found]
+        if ask:
+            known.update({o: bool(a) for o, a in self.lookups.owners_now(ask).items()})
+        return known
+
     def count_miss(self, credential: str) -> None:
         """A lookup for `credential` found an order it may not see."""
         pipe = get_redis().pipeline(transaction=False)

@@ -32,7 +32,7 @@ from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
 from .metrics import timed_call
 from .records import OrderLine, OrderRecord
-from .settings import SalesforceSettings, salesforce_settings
+from .settings import salesforce_settings
 
 SYSTEM = "salesforce"
 _transient = partial(TransientError, system=SYSTEM)
@@ -67,14 +67,11 @@ class PubSubAuth:
 class SalesforceGateway:
     """Reads and writes Salesforce Orders for one process; safe to share between threads."""
 
-    def __init__(
-        self, config: SalesforceConfig | None = None, *, resolved: SalesforceSettings | None = None
-    ) -> None:
-        """`config`: where the system is (default: this process's settings). Credentials are
-        resolved on first use (a sandbox may start after this process); `resolved` gives them
-        already (tests that try other credentials)."""
+    def __init__(self, config: SalesforceConfig | None = None) -> None:
+        """`config`: where the system is (default: this process's settings). The sandbox's
+        credentials are read on first use (a sandbox may start after this process)."""
         self._config = config
-        self._settings: SalesforceSettings | None = resolved
+        self._settings: SalesforceConfig | None = None
         self._lock = threading.Lock()
         self._client: Salesforce | None = None
         self._org_id: str | None = None
@@ -82,7 +79,7 @@ class SalesforceGateway:
         self.api_calls = 0
 
     @property
-    def settings(self) -> SalesforceSettings:
+    def settings(self) -> SalesforceConfig:
         if self._settings is None:
             config = self._config or process_settings.current().salesforce
             self._settings = salesforce_settings(config)

@@ -22,7 +22,7 @@ from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
 from .metrics import timed_call
 from .records import OrderLine, WhmcsOrder
-from .settings import WhmcsSettings, whmcs_settings
+from .settings import whmcs_settings
 
 SYSTEM = "whmcs"
 _transient = partial(TransientError, system=SYSTEM)
@@ -33,19 +33,16 @@ _PAGE = 250
 class WhmcsGateway:
     """Calls the WHMCS API for one process; safe to share between threads."""
 
-    def __init__(
-        self, config: WhmcsConfig | None = None, *, resolved: WhmcsSettings | None = None
-    ) -> None:
-        """`config`: where the system is (default: this process's settings). Credentials are
-        resolved on first use (a sandbox may start after this process); `resolved` gives them
-        already (tests that try other credentials)."""
+    def __init__(self, config: WhmcsConfig | None = None) -> None:
+        """`config`: where the system is (default: this process's settings). The sandbox's
+        credentials are read on first use (a sandbox may start after this process)."""
         self._config = config
-        self._settings: WhmcsSettings | None = resolved
+        self._settings: WhmcsConfig | None = None
         self._session: GatewaySession | None = None
         self.api_calls = 0
 
     @property
-    def settings(self) -> WhmcsSettings:
+    def settings(self) -> WhmcsConfig:
         if self._settings is None:
             config = self._config or process_settings.current().whmcs
             self._settings = whmcs_settings(config)

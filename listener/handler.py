@@ -7,8 +7,8 @@ as an operator retry would. An event without an order id, or whose order Salesfo
 know, is logged and counted, and never stops the stream.
 
 A batch costs one Salesforce call at most: the orders whose owner nobody recorded are asked
-about in one query (and the answers recorded, so their streams need no call either); the
-starts then run side by side, each one atomic on its own.
+about in one query (`Ownership.exist_all`; the answers are recorded, so their streams need no
+call either); the starts then run side by side, each one atomic on its own.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from redis.client import Pipeline
-
+from fulfillment.ownership import Ownership
 from fulfillment.ports import Dispatcher
 from fulfillment.requests import UnknownOrder, request_fulfillment
-from integrations import SalesforceGateway, TransientError
+from integrations import TransientError
 from integrations.pubsub_client import Event
-from notifier import normalize_order_id, owners
-from notifier.connection import run_pipeline
-from settings import WebSettings
+from notifier import normalize_order_id
 
 from .metrics import EVENT_TO_QUEUED, EVENTS
 
@@ -36,15 +33,8 @@ _PARALLEL_STARTS = 8
 
 
 class Handler:
-    def __init__(
-        self,
-        dispatcher: Dispatcher,
-        gateway: SalesforceGateway,
-        order_field: str,
-        web: WebSettings,
-    ) -> None:
-        self.dispatcher, self.gateway, self.order_field = dispatcher, gateway, order_field
-        self.cache_seconds = web.ownership_cache_seconds
+    def __init__(self, dispatcher: Dispatcher, ownership: Ownership, order_field: str) -> None:
+        self.dispatcher, self.ownership, self.order_field = dispatcher, ownership, order_field
         self._pool = ThreadPoolExecutor(_PARALLEL_STARTS, thread_name_prefix="listener-start")
 
     def handle(self, events: list[Event]) -> list[str]:
@@ -57,21 +47,15 @@ class Handler:
         return normalize_order_id(str(event.fields.get(self.order_field) or ""))
 
     def _known(self, order_ids: list[str]) -> dict[str, bool] | None:
-        """Which orders Salesforce knows, asking only about those nobody recorded; None when
+        """Which orders Salesforce knows (one query for those nobody recorded); None when
         Salesforce could not be asked (the starts go ahead, as the HTTP trigger's do)."""
         if not order_ids:
             return {}
-        known = {o: r.submitted or bool(r.account_id) for o, r in _owner_records(order_ids)}
-        ask = [o for o, found in known.items() if not found]
-        if ask:
-            try:
-                answers = self.gateway.get_account_ids(ask)
-            except TransientError as exc:
-                log.warning("orders of %d events not checked (%s)", len(ask), exc.code)
-                return None
-            owners.record_answers(answers, self.cache_seconds, 60)
-            known.update({o: bool(account) for o, account in answers.items()})
-        return known
+        try:
+            return self.ownership.exist_all(order_ids)
+        except TransientError as exc:
+            log.warning("orders of %d events not checked (%s)", len(order_ids), exc.code)
+            return None
 
     def _start(self, event: Event, order_id: str | None, known: dict[str, bool] | None) -> str:
         if order_id is None:
@@ -98,20 +82,6 @@ class Handler:
         extra = {"order_id": order_id, "outcome": outcome, "code": event.event_id}
         log.log(level, "platform event handled", extra=extra)
         return outcome
-
-
-def _owner_records(order_ids: list[str]) -> list[tuple[str, owners.OwnerRecord]]:
-    """What Redis recorded of each order's owner, in one round trip."""
-
-    def build(pipe: Pipeline) -> None:
-        for order_id in order_ids:
-            owners.queue_read(pipe, order_id)
-
-    replies, step = run_pipeline(build), owners.READ_REPLIES
-    return [
-        (order_id, owners.owner_record(replies[i * step : (i + 1) * step]))
-        for i, order_id in enumerate(order_ids)
-    ]
 
 
 def _observe_latency(fields: dict[str, Any]) -> None:

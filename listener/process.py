@@ -7,6 +7,7 @@ import signal
 from typing import Any
 
 import settings
+from fulfillment.ownership import Ownership
 from integrations import SalesforceGateway
 from observability import logs
 from observability import metrics as collected
@@ -23,7 +24,7 @@ def build() -> Listener:
 
     current = settings.current()
     gateway = SalesforceGateway(current.salesforce)
-    handler = Handler(dispatcher(), gateway, current.listener.order_field, current.web)
+    handler = Handler(dispatcher(), Ownership(gateway, current.web), current.listener.order_field)
     return Listener(current.listener, gateway, handler, dispatcher())
 
 

@@ -13,7 +13,7 @@ import logging
 from fulfillment.ports import Dispatcher
 from fulfillment.requests import request_fulfillment
 from integrations import SalesforceGateway
-from notifier import current_state
+from notifier import owners
 
 from .metrics import EVENTS
 
@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 def sweep(gateway: SalesforceGateway, approved_condition: str, dispatcher: Dispatcher) -> int:
     """Start every approved order with no pipeline state; returns how many were started."""
     started = 0
-    for order_id in gateway.orders_not_started(approved_condition):
-        if current_state(order_id) is not None:
+    for order_id, record in owners.read_owners(
+        gateway.orders_not_started(approved_condition)
+    ).items():
+        if record.submitted:
             continue
         if not request_fulfillment(order_id, dispatcher).duplicate:
             EVENTS.labels("swept").inc()

@@ -39,9 +39,19 @@ READ_REPLIES = 2
 
 
 def read_owner(order_id: str) -> OwnerRecord:
+    return read_owners([order_id])[order_id]
+
+
+def read_owners(order_ids: list[str]) -> dict[str, OwnerRecord]:
+    """What Redis recorded of each order's owner, in one round trip."""
     pipe = get_redis().pipeline(transaction=False)
-    queue_read(pipe, order_id)
-    return owner_record(pipe.execute())
+    for order_id in order_ids:
+        queue_read(pipe, order_id)
+    replies = pipe.execute()
+    return {
+        order_id: owner_record(replies[i * READ_REPLIES : (i + 1) * READ_REPLIES])
+        for i, order_id in enumerate(order_ids)
+    }
 
 
 def queue_read(pipe: Pipeline, order_id: str) -> None:

@@ -121,6 +121,7 @@ def variables_read(values: Mapping[str, str] | None = None) -> dict[str, Any]:
 def _build(env: Environment) -> Settings:
     sandbox = read_sandbox(env)
     redis = read_redis(env)
+    salesforce = read_salesforce(env, sandbox)
     return Settings(
         namespace=read_namespace(env, sandbox),
         redis=redis,
@@ -131,9 +132,9 @@ def _build(env: Environment) -> Settings:
         observability=read_observability(env),
         server=read_server(env),
         web=read_web(env, sandbox),
-        salesforce=read_salesforce(env, sandbox),
+        salesforce=salesforce,
         whmcs=read_whmcs(env, sandbox),
-        listener=read_listener(env, sandbox),
+        listener=read_listener(env, sandbox, salesforce),
         sandbox=sandbox,
     )
 

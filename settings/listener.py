@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .environment import Environment
-from .sections import SandboxSettings
+from .sections import SalesforceConfig, SandboxSettings
 
 #: Salesforce's public Pub/Sub API endpoint.
 PUBLIC_PUBSUB = "api.pubsub.salesforce.com:7443"
@@ -35,20 +35,19 @@ class ListenerSettings:
     metrics_address: str
 
 
-def read_listener(env: Environment, sandbox: SandboxSettings) -> ListenerSettings:
+def read_listener(
+    env: Environment, sandbox: SandboxSettings, salesforce: SalesforceConfig
+) -> ListenerSettings:
     target = env.text("SALESFORCE_PUBSUB_URL")
-    ca_bundle = env.text("SALESFORCE_CA_BUNDLE")
     if target is None:
-        if sandbox.in_use:
-            target = f"{sandbox.host}:{sandbox.pubsub_port}"
-            ca_bundle = str(sandbox.dir / "salesforce-cert.pem")
-        else:
-            target = PUBLIC_PUBSUB
+        # Salesforce's sandbox serves the Pub/Sub API too, with the same certificate.
+        uses_sandbox = salesforce.sandbox_credentials is not None
+        target = f"{sandbox.host}:{sandbox.pubsub_port}" if uses_sandbox else PUBLIC_PUBSUB
     return ListenerSettings(
         topic=env.required_text("SALESFORCE_EVENT_TOPIC", "/event/Order_Activation__e"),
         order_field=env.required_text("SALESFORCE_EVENT_ORDER_FIELD", "OrderId__c"),
         pubsub_target=target.removeprefix("https://").rstrip("/"),
-        pubsub_ca_bundle=ca_bundle,
+        pubsub_ca_bundle=salesforce.ca_bundle,
         batch_size=max(1, min(100, env.whole("LISTENER_BATCH_SIZE", 100))),
         lease_seconds=env.number("LISTENER_LEASE_SECONDS", 15),
         keepalive_seconds=env.number("LISTENER_KEEPALIVE_SECONDS", 270),

@@ -237,6 +237,10 @@ class SalesforceConfig:
     #: Sandbox mode: the file holding the emulator's credentials.
     sandbox_credentials: Path | None
 
+    @property
+    def uses_jwt_bearer(self) -> bool:
+        return bool(self.private_key and self.username)
+
 
 @dataclass(frozen=True)
 class WhmcsConfig:

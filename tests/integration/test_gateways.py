@@ -89,7 +89,7 @@ def test_refused_credentials_are_permanent(sandbox_client, sandbox):
 
     settings = replace(SalesforceGateway().settings, client_secret="wrong")
     with pytest.raises(PermanentError) as caught:
-        SalesforceGateway(resolved=settings).get_order("801000000000404AAA"[:15])
+        SalesforceGateway(settings).get_order("801000000000404AAA"[:15])
     assert caught.value.code == "SALESFORCE_AUTH"
     assert "wrong" not in caught.value.message
 
@@ -135,7 +135,7 @@ def test_wrong_whmcs_credentials_are_permanent_and_not_echoed(sandbox):
 
     settings = replace(WhmcsGateway().settings, secret="s3cr3t-value")
     with pytest.raises(PermanentError) as caught:
-        WhmcsGateway(resolved=settings).order_status(1)
+        WhmcsGateway(settings).order_status(1)
     assert caught.value.code == "WHMCS_AUTH"
     assert "s3cr3t-value" not in str(caught.value)
 

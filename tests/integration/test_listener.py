@@ -48,8 +48,7 @@ class Stack:
 
     def wait_subscribed(self) -> None:
         """Until one of the listeners holds the lease and its stream has answered."""
-        wait_until(lambda: lease.holder() is not None, timeout=30)
-        wait_until(lambda: position.load(TOPIC) is not None, timeout=30)
+        self.listeners[-1][0].wait_subscribed(TOPIC)
 
     def approve(self, **extra: object) -> str:
         order = self.sandbox.create_order(description=self.marker, **extra)
