@@ -1,6 +1,7 @@
 """In-memory collaborators for the steps (as dramatiq ships a stub broker): Salesforce and
 WHMCS that remember what was done to them, a ledger, the order's events under the same
-lifecycle rules as the real publisher (`notifier.events`), and recovery without Redis.
+lifecycle rules as the real publisher (`notifier.events`), recovery without Redis, and a
+dispatcher that records what it was asked to queue.
 
 `fake_ports()` wires them together, so a step rule is tested with no services:
 
@@ -22,6 +23,7 @@ from notifier.events import build_payload, check_transition, next_progress
 
 from .ledger import OrderContext
 from .ports import Ports
+from .recovery import ResumePoint
 
 
 class FakeSalesforce:
@@ -183,6 +185,22 @@ class MemoryRecovery:
             yield
         finally:
             self.held.discard((order_id, purpose))
+
+
+@dataclass
+class RecordingDispatcher:
+    """A `Dispatcher` that queues nothing and remembers what it was asked to queue."""
+
+    started: list[tuple[str, int, int, ResumePoint, str | None]] = field(default_factory=list)
+    failed: list[tuple[str, int, dict[str, Any], str | None]] = field(default_factory=list)
+
+    def start(
+        self, order_id: str, run: int, epoch: int, point: ResumePoint, task_id: str | None = None
+    ) -> None:
+        self.started.append((order_id, run, epoch, point, task_id))
+
+    def fail(self, order_id: str, run: int, error: dict[str, Any], step: str | None) -> None:
+        self.failed.append((order_id, run, error, step))
 
 
 @dataclass(frozen=True)

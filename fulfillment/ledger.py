@@ -17,6 +17,8 @@ from notifier import keys
 from notifier.connection import get_redis
 
 _LEDGER_TTL_SECONDS = 90 * 24 * 3600
+#: The field of the step that failed last.
+FAILED_STEP = "failedStep"
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,11 @@ def _write(order_id: str, field: str, value: str) -> None:
 
 
 def save_failed_step(order_id: str, step: str) -> None:
-    _write(order_id, "failedStep", step)
+    _write(order_id, FAILED_STEP, step)
 
 
 def load_failed_step(order_id: str) -> str | None:
-    value = get_redis().hget(_key(order_id), "failedStep")
+    value = get_redis().hget(_key(order_id), FAILED_STEP)
     return str(value) if value else None
 
 

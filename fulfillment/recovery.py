@@ -37,7 +37,7 @@ from notifier import Stage, keys
 from notifier.connection import get_redis, run_script
 from notifier.scripts import LuaScript
 
-from .ledger import ledger_key
+from .ledger import FAILED_STEP, ledger_key
 from .plan import Step
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,12 @@ def alive_key(order_id: str) -> str:
 
 def mark_alive(order_id: str, seconds: float, why: str = "waiting") -> None:
     """Keep the order marked alive for `seconds` (a scheduled retry, a queued message)."""
-    get_redis().set(alive_key(order_id), why, ex=max(1, int(seconds)))
+    queue_mark_alive(get_redis(), order_id, seconds, why)
+
+
+def queue_mark_alive(pipe: Any, order_id: str, seconds: float, why: str = "waiting") -> None:
+    """`mark_alive` on a pipeline (or a client: then at once)."""
+    pipe.set(alive_key(order_id), why, ex=max(1, int(seconds)))
 
 
 @contextmanager
@@ -123,6 +128,17 @@ def claim_takeover(order_id: str, grace_seconds: float) -> int | None:
 
 def epoch(order_id: str) -> int:
     return int(get_redis().hget(ledger_key(order_id), "epoch") or 0)
+
+
+def queue_start_facts(pipe: Any, order_id: str) -> None:
+    """Queue the read of what a start needs from the ledger; `start_facts` reads the reply."""
+    pipe.hmget(ledger_key(order_id), [FAILED_STEP, "epoch"])
+
+
+def start_facts(reply: list[Any]) -> tuple[str | None, int]:
+    """The step that failed last (where a new run resumes) and the current epoch."""
+    failed_step, current_epoch = reply
+    return (str(failed_step) if failed_step else None), int(current_epoch or 0)
 
 
 def mark_started(order_id: str, epoch: int) -> None:

@@ -13,14 +13,23 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import settings
 from integrations import TransientError
-from notifier import DuplicateEvent, IllegalTransition, Stage, current_state, publish
+from notifier import (
+    DuplicateEvent,
+    IllegalTransition,
+    Published,
+    Stage,
+    Update,
+    current_state,
+    publish_many,
+)
 
-from . import ledger, recovery
+from . import recovery
 from .failures import BROKER_UNAVAILABLE, failure
 from .metrics import TRIGGERS
 from .ports import Dispatcher, RedisEvents
@@ -89,27 +98,55 @@ def start_fulfillment(
 ) -> Trigger:
     """Queue the order unless it is already queued, in flight or completed (or the event
     `source_event` already asked for it)."""
-    before = current_state(order_id)
-    point = recovery.resume_point(before, ledger.load_failed_step(order_id))
-    task_id = str(uuid.uuid4())
-    # Marked alive before the claim: if we die before queueing, the reconciler takes over.
+    (outcome,) = start_many([(order_id, source_event)], dispatcher)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+#: What `start_many` is asked: an order, and the outside event asking for it (or None).
+StartRequest = tuple[str, str | None]
+
+
+def start_many(
+    requests: Sequence[StartRequest], dispatcher: Dispatcher
+) -> list[Trigger | Exception]:
+    """`start_fulfillment` for many orders at once: every claim in two Redis round trips
+    (each claim atomic on its own), then one queued chain per order claimed. One outcome per
+    request, in order: its Trigger, or the exception `start_fulfillment` would raise."""
     grace = settings.current().recovery.stuck_after_seconds
-    recovery.mark_alive(order_id, grace, "queued")
+    updates = [Update(order_id, _queued_update(), source) for order_id, source in requests]
+    published = publish_many(
+        updates,
+        read_also=recovery.queue_start_facts,
+        # Marked alive before the claim: if we die before queueing, the reconciler takes over.
+        before_commit=lambda pipe, order_id: recovery.queue_mark_alive(
+            pipe, order_id, grace, "queued"
+        ),
+    )
+    return [_queue_claimed(result, dispatcher) for result in published]
+
+
+def _queued_update() -> dict[str, Any]:
+    return {
+        "stage": Stage.QUEUED,
+        "message": "Order received, waiting for a worker",
+        "taskId": str(uuid.uuid4()),
+    }
+
+
+def _queue_claimed(claim: Published, dispatcher: Dispatcher) -> Trigger | Exception:
+    """Queue the chain of an order whose claim was published (or say why it was not)."""
+    order_id = claim.order_id
+    if isinstance(claim.error, IllegalTransition | DuplicateEvent):
+        return _duplicate(order_id, claim.previous)
+    if claim.error is not None or claim.payload is None:
+        return claim.error or RuntimeError(f"order {order_id}: not claimed")
+    failed_step, epoch = recovery.start_facts(claim.extra)
+    point = recovery.resume_point(claim.previous, failed_step)
+    run, task_id = int(claim.payload["run"]), str(claim.payload["taskId"])
     try:
-        publish(
-            order_id,
-            {
-                "stage": Stage.QUEUED,
-                "message": "Order received, waiting for a worker",
-                "taskId": task_id,
-            },
-            source_event=source_event,
-        )
-    except (IllegalTransition, DuplicateEvent):
-        return _duplicate(order_id)
-    run = int((current_state(order_id) or {}).get("run", 1))
-    try:
-        dispatcher.start(order_id, run, recovery.epoch(order_id), point, task_id=task_id)
+        dispatcher.start(order_id, run, epoch, point, task_id=task_id)
     except Exception as exc:  # kombu raises several types when the broker is down
         log.error("order %s: could not queue fulfillment: %r", order_id, exc)
         update = {
@@ -118,7 +155,7 @@ def start_fulfillment(
             "error": failure(BROKER_UNAVAILABLE),
         }
         announce(order_id, update, RedisEvents())
-        raise BrokerUnavailable(order_id) from exc
+        return BrokerUnavailable(order_id)
     TRIGGERS.labels("queued").inc()
     log.info(
         "fulfillment queued",
@@ -127,8 +164,8 @@ def start_fulfillment(
     return Trigger(order_id, task_id, Stage.QUEUED, False, run)
 
 
-def _duplicate(order_id: str) -> Trigger:
-    state = current_state(order_id) or {}
+def _duplicate(order_id: str, state: dict[str, Any] | None) -> Trigger:
+    state = state or {}
     TRIGGERS.labels("duplicate").inc()
     log.info("fulfillment already requested", extra={"order_id": order_id, "outcome": "duplicate"})
     return Trigger(

@@ -12,7 +12,7 @@ project, and nothing of Flask or gevent. Serving streams to browsers is `streami
 
 from .events import IllegalTransition, InvalidUpdate, Stage, is_terminal
 from .order_ids import normalize_order_id
-from .publish import DuplicateEvent, PublishConflict, publish
+from .publish import DuplicateEvent, PublishConflict, Published, Update, publish, publish_many
 from .state import Snapshot, current_state, events_after, read_snapshot
 
 __all__ = [
@@ -20,12 +20,15 @@ __all__ = [
     "IllegalTransition",
     "InvalidUpdate",
     "PublishConflict",
+    "Published",
     "Snapshot",
     "Stage",
+    "Update",
     "current_state",
     "events_after",
     "is_terminal",
     "normalize_order_id",
     "publish",
+    "publish_many",
     "read_snapshot",
 ]
