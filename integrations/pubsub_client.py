@@ -71,7 +71,8 @@ class Event:
 
 @dataclass(frozen=True)
 class Batch:
-    """One FetchResponse: its events (empty for a keep-alive) and the latest replay id."""
+    """The FetchResponses that had arrived (at least one): their events, in order (none for
+    a keep-alive), the last one's latest replay id and pending count."""
 
     events: list[Event]
     latest_replay_id: bytes
@@ -148,6 +149,7 @@ class Subscription:
         self._requests: queue.Queue[Any] = queue.Queue()
         self._responses: queue.Queue[Any] = queue.Queue()
         self._requests.put(first)
+        self._ended: PubSubError | None = None
         self._call = client._open(iter(self._requests.get, _STOP))
         self._reader = threading.Thread(target=self._read, name="pubsub-reader", daemon=True)
         self._reader.start()
@@ -156,16 +158,38 @@ class Subscription:
         self._requests.put(pb.FetchRequest(topic_name=self._topic, num_requested=count))
 
     def next_batch(self, timeout: float) -> Batch | None:
-        """The next response, decoded; None when nothing came within `timeout` seconds.
-        Raises PubSubError when the call ended."""
+        """The next response, with every response already behind it, decoded; None when
+        nothing came within `timeout` seconds. Raises PubSubError when the call ended.
+
+        Salesforce sends events as they come, one response each at a trickle; taking what has
+        already arrived together lets a listener that fell behind catch up in one batch (one
+        lookup, one round of claims) instead of paying a batch's cost per event. Never more
+        than was asked for, so flow control holds."""
+        if self._ended is not None:
+            raise self._ended
         try:
-            item = self._responses.get(timeout=timeout)
+            responses = [self._responses.get(timeout=timeout)]
         except queue.Empty:
             return None
-        if isinstance(item, PubSubError):
-            raise item
-        events = [self._client.decode(e) for e in item.events]
-        return Batch(events, bytes(item.latest_replay_id), int(item.pending_num_requested))
+        while not isinstance(responses[-1], PubSubError):
+            try:
+                responses.append(self._responses.get_nowait())
+            except queue.Empty:
+                break
+        if isinstance(responses[-1], PubSubError):
+            self._ended = responses.pop()  # raised once what came before it is handled
+            if not responses:
+                raise self._ended
+        fetched: list[Any] = responses  # FetchResponses only, now
+        events = [self._client.decode(e) for r in fetched for e in r.events]
+        last = fetched[-1]
+        return Batch(events, bytes(last.latest_replay_id), int(last.pending_num_requested))
+
+    def arrived(self) -> int:
+        """Events received and not taken yet (how far the handling lags behind the stream)."""
+        with self._responses.mutex:
+            waiting = list(self._responses.queue)
+        return sum(len(r.events) for r in waiting if not isinstance(r, PubSubError))
 
     def close(self) -> None:
         self._requests.put(_STOP)

@@ -8,19 +8,19 @@ know, is logged and counted, and never stops the stream.
 
 A batch costs one Salesforce call at most: the orders whose owner nobody recorded are asked
 about in one query (`Ownership.exist_all`; the answers are recorded, so their streams need no
-call either); the starts then run side by side, each one atomic on its own.
+call either). The starts are one batch (`start_many`): every claim in two Redis round trips,
+each atomic on its own, then one queued chain per order claimed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fulfillment.ownership import Ownership
 from fulfillment.ports import Dispatcher
-from fulfillment.requests import UnknownOrder, request_fulfillment
+from fulfillment.requests import Trigger, start_many
 from integrations import TransientError
 from integrations.pubsub_client import Event
 from notifier import normalize_order_id
@@ -28,20 +28,35 @@ from notifier import normalize_order_id
 from .metrics import EVENT_TO_QUEUED, EVENTS
 
 log = logging.getLogger(__name__)
-#: Starts in flight at once within a batch (each waits on Redis and the broker).
-_PARALLEL_STARTS = 8
 
 
 class Handler:
     def __init__(self, dispatcher: Dispatcher, ownership: Ownership, order_field: str) -> None:
         self.dispatcher, self.ownership, self.order_field = dispatcher, ownership, order_field
-        self._pool = ThreadPoolExecutor(_PARALLEL_STARTS, thread_name_prefix="listener-start")
 
     def handle(self, events: list[Event]) -> list[str]:
         """Start every event's order; returns each event's outcome (also counted)."""
         wanted = [(event, self._order_id(event)) for event in events]
         known = self._known([order_id for _, order_id in wanted if order_id])
-        return list(self._pool.map(lambda pair: self._start(pair[0], pair[1], known), wanted))
+        outcomes: dict[int, str] = {}
+        starts: list[tuple[int, Event, str]] = []
+        for index, (event, order_id) in enumerate(wanted):
+            if order_id is None:
+                outcomes[index] = self._outcome("malformed", event, level=logging.WARNING)
+            elif known is not None and not known.get(order_id, False):
+                outcomes[index] = self._outcome("unknown-order", event, order_id, logging.WARNING)
+            else:
+                starts.append((index, event, order_id))
+        started = self._start_all([(oid, event.event_id) for _, event, oid in starts])
+        for (index, event, order_id), trigger in zip(starts, started, strict=True):
+            outcomes[index] = self._started(event, order_id, trigger)
+        return [outcomes[index] for index in range(len(events))]
+
+    def _start_all(self, requests: list[tuple[str, str | None]]) -> list[Trigger | Exception]:
+        try:
+            return start_many(requests, self.dispatcher)
+        except Exception as exc:  # Redis away: every start of the batch comes back later
+            return [exc] * len(requests)
 
     def _order_id(self, event: Event) -> str | None:
         return normalize_order_id(str(event.fields.get(self.order_field) or ""))
@@ -57,18 +72,9 @@ class Handler:
             log.warning("orders of %d events not checked (%s)", len(order_ids), exc.code)
             return None
 
-    def _start(self, event: Event, order_id: str | None, known: dict[str, bool] | None) -> str:
-        if order_id is None:
-            return self._outcome("malformed", event, level=logging.WARNING)
-        exists = None if known is None else (lambda oid: known.get(oid, False))
-        try:
-            trigger = request_fulfillment(
-                order_id, self.dispatcher, exists, source_event=event.event_id
-            )
-        except UnknownOrder:
-            return self._outcome("unknown-order", event, order_id, logging.WARNING)
-        except Exception:  # not this event's fault (Redis, the broker): it comes back
-            log.exception("platform event not handled")
+    def _started(self, event: Event, order_id: str, trigger: Trigger | Exception) -> str:
+        if isinstance(trigger, Exception):  # not this event's fault (Redis, the broker)
+            log.error("platform event not handled: %r", trigger)
             return self._outcome("failed", event, order_id, logging.ERROR)
         if trigger.duplicate:
             return self._outcome("duplicate", event, order_id)
