@@ -13,7 +13,7 @@ dispatcher that records what it was asked to queue.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,7 @@ from integrations import OrderLine, OrderRecord, PermanentError, WhmcsOrder
 from notifier.events import build_payload, check_transition, next_progress
 
 from .ledger import OrderContext
-from .ports import Ports
+from .ports import Ports, QueuedRun
 from .recovery import ResumePoint
 
 
@@ -193,11 +193,18 @@ class RecordingDispatcher:
 
     started: list[tuple[str, int, int, ResumePoint, str | None]] = field(default_factory=list)
     failed: list[tuple[str, int, dict[str, Any], str | None]] = field(default_factory=list)
+    #: How many `start_many` calls (each one message on Celery).
+    batches: int = 0
 
     def start(
         self, order_id: str, run: int, epoch: int, point: ResumePoint, task_id: str | None = None
     ) -> None:
         self.started.append((order_id, run, epoch, point, task_id))
+
+    def start_many(self, runs: Sequence[QueuedRun]) -> None:
+        self.batches += 1
+        for run in runs:
+            self.start(run.order_id, run.run, run.epoch, run.point, run.task_id)
 
     def fail(self, order_id: str, run: int, error: dict[str, Any], step: str | None) -> None:
         self.failed.append((order_id, run, error, step))

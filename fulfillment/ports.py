@@ -5,7 +5,7 @@ process; `fakes.py` has in-memory ones, so the step rules are tested without ser
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
@@ -19,6 +19,7 @@ from settings import SalesforceConfig, Settings, WhmcsConfig
 from . import ledger, recovery
 from .crashpoints import crashpoint
 from .ledger import OrderContext
+from .plan import Step
 
 
 class Salesforce(Protocol):
@@ -67,11 +68,39 @@ class Recovery(Protocol):
     def exclusive(self, order_id: str, purpose: str) -> AbstractContextManager[None]: ...
 
 
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run whose claim is published, to be queued: its chain from `point`, for one epoch."""
+
+    order_id: str
+    run: int
+    epoch: int
+    point: recovery.ResumePoint
+    #: The trigger's task id (the order's `taskId`), given to the chain.
+    task_id: str
+
+    def as_message(self) -> dict[str, Any]:
+        step, reopen = self.point.step.value, self.point.reopen
+        return {"order_id": self.order_id, "run": self.run, "epoch": self.epoch,
+                "step": step, "reopen": reopen, "task_id": self.task_id}  # fmt: skip
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> QueuedRun:
+        point = recovery.ResumePoint(Step(message["step"]), bool(message["reopen"]))
+        return cls(str(message["order_id"]), int(message["run"]), int(message["epoch"]), point,
+                   str(message["task_id"]))  # fmt: skip
+
+
 class Dispatcher(Protocol):
     """Queues a run's chain of steps (the Celery edge implements it)."""
 
     def start(self, order_id: str, run: int, epoch: int, point: recovery.ResumePoint,
               task_id: str | None = None) -> None: ...  # fmt: skip
+    def start_many(self, runs: Sequence[QueuedRun]) -> None:
+        """Queue many runs at once: one message for all of them, which a worker turns into
+        their chains, so the caller (the listener, one process) pays one send, not one per
+        order."""
+
     def fail(self, order_id: str, run: int, error: dict[str, Any], step: str | None) -> None: ...
 
 

@@ -28,11 +28,12 @@ from notifier import (
     current_state,
     publish_many,
 )
+from notifier.state import current_states
 
 from . import recovery
 from .failures import BROKER_UNAVAILABLE, failure
 from .metrics import TRIGGERS
-from .ports import Dispatcher, RedisEvents
+from .ports import Dispatcher, QueuedRun, RedisEvents
 from .steps import announce
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,9 @@ def start_many(
     requests: Sequence[StartRequest], dispatcher: Dispatcher
 ) -> list[Trigger | Exception]:
     """`start_fulfillment` for many orders at once: every claim in two Redis round trips
-    (each claim atomic on its own), then one queued chain per order claimed. One outcome per
-    request, in order: its Trigger, or the exception `start_fulfillment` would raise."""
+    (each claim atomic on its own), then the runs claimed queued in one message (a worker
+    queues their chains). One outcome per request, in order: its Trigger, or the exception
+    `start_fulfillment` would raise."""
     grace = settings.current().recovery.stuck_after_seconds
     updates = [Update(order_id, _queued_update(), source) for order_id, source in requests]
     published = publish_many(
@@ -124,7 +126,10 @@ def start_many(
             pipe, order_id, grace, "queued"
         ),
     )
-    return [_queue_claimed(result, dispatcher) for result in published]
+    outcomes = [_claimed(result) for result in published]
+    runs = [outcome for outcome in outcomes if isinstance(outcome, QueuedRun)]
+    queued = iter(_queue(runs, dispatcher))
+    return [next(queued) if isinstance(o, QueuedRun) else o for o in outcomes]
 
 
 def _queued_update() -> dict[str, Any]:
@@ -135,8 +140,8 @@ def _queued_update() -> dict[str, Any]:
     }
 
 
-def _queue_claimed(claim: Published, dispatcher: Dispatcher) -> Trigger | Exception:
-    """Queue the chain of an order whose claim was published (or say why it was not)."""
+def _claimed(claim: Published) -> QueuedRun | Trigger | Exception:
+    """The run to queue for an order whose claim was published, or why there is none."""
     order_id = claim.order_id
     if isinstance(claim.error, IllegalTransition | DuplicateEvent):
         return _duplicate(order_id, claim.previous)
@@ -145,23 +150,63 @@ def _queue_claimed(claim: Published, dispatcher: Dispatcher) -> Trigger | Except
     failed_step, epoch = recovery.start_facts(claim.extra)
     point = recovery.resume_point(claim.previous, failed_step)
     run, task_id = int(claim.payload["run"]), str(claim.payload["taskId"])
+    return QueuedRun(order_id, run, epoch, point, task_id)
+
+
+def _queue(runs: list[QueuedRun], dispatcher: Dispatcher) -> list[Trigger | Exception]:
+    """Queue the claimed runs (one chain, or one message for many); each run's outcome."""
+    if not runs:
+        return []
     try:
-        dispatcher.start(order_id, run, epoch, point, task_id=task_id)
+        if len(runs) == 1:
+            (one,) = runs
+            dispatcher.start(one.order_id, one.run, one.epoch, one.point, task_id=one.task_id)
+        else:
+            dispatcher.start_many(runs)
     except Exception as exc:  # kombu raises several types when the broker is down
-        log.error("order %s: could not queue fulfillment: %r", order_id, exc)
+        log.error("%d orders: could not queue fulfillment: %r", len(runs), exc)
         update = {
             "stage": Stage.FAILED,
             "message": "Could not queue",
             "error": failure(BROKER_UNAVAILABLE),
         }
-        announce(order_id, update, RedisEvents())
-        return BrokerUnavailable(order_id)
-    TRIGGERS.labels("queued").inc()
-    log.info(
-        "fulfillment queued",
-        extra={"order_id": order_id, "task_id": task_id, "run": run, "step": point.step},
-    )
-    return Trigger(order_id, task_id, Stage.QUEUED, False, run)
+        for run in runs:
+            announce(run.order_id, update, RedisEvents())
+        return [BrokerUnavailable(run.order_id) for run in runs]
+    TRIGGERS.labels("queued").inc(len(runs))
+    for run in runs:
+        log.info(
+            "fulfillment queued",
+            extra={"order_id": run.order_id, "task_id": run.task_id, "run": run.run,
+                   "step": run.point.step},
+        )  # fmt: skip
+    return [Trigger(run.order_id, run.task_id, Stage.QUEUED, False, run.run) for run in runs]
+
+
+class QueueingInterrupted(RuntimeError):
+    """Raised when `queue_runs` could not queue a run (the broker away): `rest` are the runs
+    not queued yet, that one first."""
+
+    def __init__(self, rest: list[QueuedRun]) -> None:
+        super().__init__(f"{len(rest)} runs not queued")
+        self.rest = rest
+
+
+def queue_runs(runs: Sequence[QueuedRun], dispatcher: Dispatcher) -> None:
+    """Queue the chain of each run claimed in a batch (a worker does it for `start_many`). A
+    run whose order moved on, or whose claim is another's, was queued before (its message is
+    a redelivery) and is skipped; a repeat that slipped through would be refused by the steps'
+    own guards, as any redelivered step is."""
+    states = current_states([run.order_id for run in runs])
+    for index, run in enumerate(runs):
+        state = states.get(run.order_id) or {}
+        if state.get("stage") != Stage.QUEUED or state.get("taskId") != run.task_id:
+            log.info("run queued before", extra={"order_id": run.order_id, "run": run.run})
+            continue
+        try:
+            dispatcher.start(run.order_id, run.run, run.epoch, run.point, task_id=run.task_id)
+        except Exception as exc:  # kombu raises several types when the broker is down
+            raise QueueingInterrupted(list(runs[index:])) from exc
 
 
 def _duplicate(order_id: str, state: dict[str, Any] | None) -> Trigger:

@@ -25,6 +25,17 @@ def current_state(order_id: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
+def current_states(order_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """`current_state` of many orders, in one round trip."""
+    pipe = get_redis().pipeline(transaction=False)
+    for order_id in order_ids:
+        pipe.hget(keys.state_key(order_id), "payload")
+    raws = pipe.execute()
+    return {
+        oid: (json.loads(raw) if raw else None) for oid, raw in zip(order_ids, raws, strict=True)
+    }
+
+
 def read_snapshot(order_id: str) -> Snapshot | None:
     """Current state plus the full history, read in one round trip; None for unknown orders."""
     pipe = get_redis().pipeline(transaction=True)

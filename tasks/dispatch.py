@@ -6,17 +6,20 @@ imports the task code (the worker does, `tasks.workflow`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, chain
 
 from fulfillment.plan import Job, Step
+from fulfillment.ports import QueuedRun
 from fulfillment.recovery import ResumePoint
 
 from .config import queue_name
 
 ON_STEP_ERROR = "fulfillment.on_step_error"
 FAIL = "fulfillment.fail"
+START_RUNS = "fulfillment.start_runs"
 
 
 class CeleryDispatcher:
@@ -39,6 +42,14 @@ class CeleryDispatcher:
         ]
         errback = self.app.signature(ON_STEP_ERROR, args=({"order_id": order_id, "run": run},))
         chain(*signatures).on_error(errback).apply_async(task_id=task_id)
+
+    def start_many(self, runs: Sequence[QueuedRun]) -> None:
+        """One message for all of `runs`; a worker queues their chains (`start_runs`)."""
+        messages = [run.as_message() for run in runs]
+        # The order ids, quoted, where the reconciler's broker view looks for waiting orders.
+        ids = repr([run.order_id for run in runs])
+        signature = self.app.signature(START_RUNS, args=(messages,), queue=queue_name())
+        signature.apply_async(argsrepr=f"({ids},)")
 
     def fail(self, order_id: str, run: int, error: dict[str, Any], step: str | None) -> None:
         message = {"order_id": order_id, "run": run, "error": error, "step": step, "attempt": 1}

@@ -11,7 +11,8 @@ our own infrastructure (Redis unreachable) is not the order's fault: the step is
 few seconds without spending attempts, and if even that cannot be queued the order is left to
 the reconciler rather than failed. The errback runs inline in the worker, so it only queues
 `fail`, a real task with its own retries. One attempt counter for all of it: `Job.attempt`,
-carried in the message.
+carried in the message. `start_runs` queues the chains of runs claimed together (the
+listener's batches arrive as one message, so the listener pays one send per batch).
 """
 
 from __future__ import annotations
@@ -28,17 +29,18 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 
 import settings
-from fulfillment import ports, recovery, steps
+from fulfillment import ports, recovery, requests, steps
 from fulfillment.failures import describe_error
 from fulfillment.metrics import RETRIES, STEP_SECONDS
 from fulfillment.plan import Job, Step
+from fulfillment.ports import QueuedRun
 from fulfillment.retries import RetryPolicy
 from integrations import TransientError
 from notifier import Stage
 from notifier.events import format_timestamp
 
 from .config import queue_name
-from .dispatch import FAIL, ON_STEP_ERROR, step_names
+from .dispatch import FAIL, ON_STEP_ERROR, START_RUNS, CeleryDispatcher, step_names
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,16 @@ def on_step_error(request: Any, exc: BaseException, traceback: Any, run: dict[st
         "attempt": 1,
     }
     fail_order.apply_async((message,), queue=queue_name())
+
+
+@shared_task(bind=True, name=START_RUNS, max_retries=30)
+def start_runs(self: Task, runs: list[dict[str, Any]]) -> None:
+    """Queue the chains of runs claimed together (the listener's batch)."""
+    try:
+        requests.queue_runs([QueuedRun.from_message(m) for m in runs], CeleryDispatcher(self.app))
+    except requests.QueueingInterrupted as stopped:  # the broker away: the rest, shortly
+        rest = [run.as_message() for run in stopped.rest]
+        raise self.retry(args=(rest,), exc=stopped.__cause__, countdown=2) from None
 
 
 @shared_task(bind=True, name=FAIL)
