@@ -22,19 +22,34 @@ APPROVED_FIELD = "Approved__c"
 
 def approve(world: World, bus: EventBus, order: Record) -> dict[str, Any]:
     """Mark `order` approved and publish its event; the control API's answer."""
+    (answer,) = approve_all(world, bus, [order])
+    return answer
+
+
+def approve_all(world: World, bus: EventBus, orders: list[Record]) -> list[dict[str, Any]]:
+    """Approve `orders` in one transaction, as a bulk update (a list view's mass action, a data
+    load) does: the Flow runs once for them all, and their events are published together
+    after the commit."""
     with world.lock:
-        sobjects.apply_changes(order, {APPROVED_FIELD: True})
+        for order in orders:
+            sobjects.apply_changes(order, {APPROVED_FIELD: True})
         world.changed()
-        order_id = str(order["Id"])
-    event = publish_activation(bus, order_id)
-    return {"orderId": order_id, "eventId": event.id, "replayId": event.replay_id.hex()}
+        order_ids = [str(order["Id"]) for order in orders]
+    events = publish_activations(bus, order_ids)
+    return [
+        {"orderId": order_id, "eventId": event.id, "replayId": event.replay_id.hex()}
+        for order_id, event in zip(order_ids, events, strict=True)
+    ]
 
 
-def publish_activation(bus: EventBus, order_id: str) -> Event:
-    """The Flow's Create Records element on `Order_Activation__e`."""
+def publish_activations(bus: EventBus, order_ids: list[str]) -> list[Event]:
+    """The Flow's Create Records element on `Order_Activation__e`, once per order."""
     topic = bus.topic(ORDER_ACTIVATION_TOPIC)
     if topic is None:
         raise LookupError(f"the sandbox has no topic {ORDER_ACTIVATION_TOPIC}")
     now = time.time()
-    record = {"CreatedDate": int(now * 1000), "CreatedById": oauth.USER_ID, ORDER_FIELD: order_id}
-    return bus.publish(topic.name, topic.encode(record), created=now)
+    records = [
+        {"CreatedDate": int(now * 1000), "CreatedById": oauth.USER_ID, ORDER_FIELD: order_id}
+        for order_id in order_ids
+    ]
+    return bus.publish_all(topic.name, [topic.encode(r) for r in records], created=now)

@@ -24,24 +24,25 @@ def salesforce_blueprint(world: World, faults: FaultRegistry, bus: EventBus) -> 
     """Control routes of the Salesforce emulator (and of its Pub/Sub API)."""
     bp = _base_blueprint("salesforce", faults)
 
-    def created(body: Any, made: dict[str, str]) -> dict[str, Any]:
-        """A new order's answer, approved first when the body asked for it."""
+    def created(body: Any, made: list[dict[str, str]]) -> list[dict[str, Any]]:
+        """New orders' answers, approved together first when the body asked for it."""
         if not (isinstance(body, dict) and body.get("approve") is True):
-            return dict(made)
+            return [dict(m) for m in made]
         with world.lock:
-            order = _record(world, "Order", made["orderId"])
-        return {**made, **approvals.approve(world, bus, order)}
+            orders = [_record(world, "Order", m["orderId"]) for m in made]
+        answers = approvals.approve_all(world, bus, orders)
+        return [{**m, **answer} for m, answer in zip(made, answers, strict=True)]
 
     @bp.post("/orders")
     def create_order() -> Response:
         body = _json_body()
-        return json_response(created(body, demo.create_order(world, body)), 201)
+        (answer,) = created(body, [demo.create_order(world, body)])
+        return json_response(answer, 201)
 
     @bp.post("/orders/batch")
     def create_orders() -> Response:
         body = _json_body()
-        orders = [created(body, made) for made in demo.create_orders(world, body)]
-        return json_response({"orders": orders}, 201)
+        return json_response({"orders": created(body, demo.create_orders(world, body))}, 201)
 
     @bp.post("/orders/<order_id>/approve")
     def approve_order(order_id: str) -> Response:

@@ -122,21 +122,36 @@ class EventBus:
         created: float | None = None,
     ) -> Event:
         """Append one event (the payload already encoded with the topic's schema)."""
+        (event,) = self.publish_all(topic, [payload], [event_id], created)
+        return event
+
+    def publish_all(
+        self,
+        topic: str,
+        payloads: list[bytes],
+        event_ids: list[str | None] | None = None,
+        created: float | None = None,
+    ) -> list[Event]:
+        """Append events published together (one transaction's), waking subscribers once."""
         with self.condition:
             log = self.logs[topic]
             self.expire_locked(log)
-            log.last += 1
-            event = Event(
-                id=event_id or str(uuid.uuid4()),
-                position=log.last,
-                replay_id=self.replay_id(log.last),
-                schema_id=log.topic.schema_id,
-                payload=payload,
-                created=time.time() if created is None else created,
-            )
-            log.events.append(event)
+            events = []
+            for payload, event_id in zip(
+                payloads, event_ids or [None] * len(payloads), strict=True
+            ):
+                log.last += 1
+                events.append(Event(
+                    id=event_id or str(uuid.uuid4()),
+                    position=log.last,
+                    replay_id=self.replay_id(log.last),
+                    schema_id=log.topic.schema_id,
+                    payload=payload,
+                    created=time.time() if created is None else created,
+                ))  # fmt: skip
+            log.events.extend(events)
             self.notify_locked()
-            return event
+            return events
 
     def expire_locked(self, log: TopicLog) -> int:
         """Drop the events older than the retention period; return how many went."""

@@ -9,7 +9,7 @@ WHMCS client id that the WHMCS side knows. Records are plain JSON-able dicts, so
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 Record = dict[str, Any]
@@ -72,8 +72,10 @@ class World:
         self.version += 1
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able copy of the data (call with the lock held)."""
-        return {"salesforce": asdict(self.salesforce), "whmcs": asdict(self.whmcs)}
+        """The data as JSON-able dicts: the live tables, not a copy, so serialize it with
+        the lock held. (A deep copy first, `dataclasses.asdict`, held the lock ten times as
+        long: every call to the emulators waited up to a third of a second each save.)"""
+        return {"salesforce": vars(self.salesforce), "whmcs": vars(self.whmcs)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> World:
