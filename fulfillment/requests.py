@@ -1,12 +1,14 @@
 """Asking for fulfillment: a new order, a duplicate request, or an operator retry.
 
-One use case for every way an order is asked for (HTTP, the CLI, the coming Salesforce
-listener), with no web request or Celery in sight: the order's existence is asked of a
-callable, and the chain is queued through a `Dispatcher` port.
+One use case for every way an order is asked for (HTTP, the CLI, the Salesforce listener),
+with no web request or Celery in sight: the order's existence is asked of a callable, and the
+chain is queued through a `Dispatcher` port.
 
 The `queued` event is the claim: publishing it is atomic and refused while the order is
 anything but new or failed, so two concurrent triggers (or a trigger and a retry) start
-exactly one pipeline. A failed order's new run resumes at the step that failed.
+exactly one pipeline. A failed order's new run resumes at the step that failed. One start is
+a batch of one (`start_many`): a batch's claims take two Redis round trips, and its runs
+leave as one message that a worker turns into their chains (`queue_runs`).
 """
 
 from __future__ import annotations
