@@ -38,11 +38,12 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     register_error_handlers(app)
     register_security_headers(app)
 
-    from . import dev, health, metrics, orders, pages, stream
+    from . import client_events, dev, health, metrics, orders, pages, stream
 
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(orders.bp)
+    app.register_blueprint(client_events.bp)
     app.register_blueprint(stream.bp)
     app.register_blueprint(pages.bp)
     if web.dev_tools:

@@ -12,7 +12,7 @@ spend the org's API quota. The web, the CLI and the listener share it.
 from __future__ import annotations
 
 from integrations import SalesforceGateway
-from notifier import keys, owners
+from notifier import counters, keys, owners
 from notifier.connection import get_redis
 from notifier.order_ids import normalize_salesforce_id
 from notifier.owners import OwnerRecord
@@ -95,10 +95,7 @@ class Ownership:
 
     def count_miss(self, credential: str) -> None:
         """A lookup for `credential` found an order it may not see."""
-        pipe = get_redis().pipeline(transaction=False)
-        pipe.incr(_miss_key(credential))
-        pipe.expire(_miss_key(credential), self.miss_window, nx=True)
-        pipe.execute()
+        counters.hit(_miss_key(credential), self.miss_window)
 
     def _check_ration(self, credential: str) -> None:
         client = get_redis()

@@ -358,6 +358,9 @@ class WebSettings:
     #: Lookups a customer credential may spend on orders it may not see, per window.
     ownership_miss_limit: int
     ownership_miss_window_seconds: int
+    #: Client health reports (`POST /api/client-events`) one credential may send per window.
+    client_events_limit: int
+    client_events_window_seconds: int
     #: Serve /metrics on this port (from gunicorn's master) instead of the web port.
     metrics_port: int | None
 
@@ -399,6 +402,8 @@ def read_web(env: Environment, sandbox: SandboxSettings) -> WebSettings:
         salesforce_lookup_concurrency=env.whole("SALESFORCE_LOOKUP_CONCURRENCY", 8),
         ownership_miss_limit=env.whole("OWNERSHIP_MISS_LIMIT", 10),
         ownership_miss_window_seconds=env.whole("OWNERSHIP_MISS_WINDOW_SECONDS", 900),
+        client_events_limit=env.whole("CLIENT_EVENTS_LIMIT", 30),
+        client_events_window_seconds=env.whole("CLIENT_EVENTS_WINDOW_SECONDS", 300),
         metrics_port=env.integer("METRICS_PORT") or None,
     )
 

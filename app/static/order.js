@@ -39,6 +39,8 @@
   const BACKOFF_BASE_MS = 1000;
   const BACKOFF_CAP_MS = 60000;
   const HEALTHY_AFTER_MS = 10000;
+  const REPORT_AFTER_MS = 10000;
+  let lastTicket = null; // the stream's credential, lent to the health report's beacon
 
   // --- connecting -----------------------------------------------------------------------
 
@@ -59,7 +61,8 @@
       if (response.status === 401 || response.status === 403) throw new SignedOut();
       if (response.status === 404) throw new NotFound();
       if (!response.ok) throw new Error("ticket: HTTP " + response.status);
-      params.set("ticket", (await response.json()).ticket);
+      lastTicket = (await response.json()).ticket;
+      params.set("ticket", lastTicket);
     }
     if (page.lastEventId) params.set("lastEventId", page.lastEventId);
     if (page.awaitingRetry) params.set("waitForRetry", "1");
@@ -78,8 +81,10 @@
     } catch (error) {
       if (error instanceof SignedOut) return showSignedOut();
       if (error instanceof NotFound) return showNotFound();
+      note("ticket-failed");
       return retryLater();
     }
+    if (page.connections > 0) note("reconnect");
     page.connections += 1;
     source = new EventSource(url, { withCredentials: true });
     source.onopen = () => {
@@ -97,6 +102,7 @@
 
   function onError() {
     if (page.finished) return;
+    note("eventsource-error");
     showConnection("Reconnecting…");
     // CONNECTING: the browser retries by itself. CLOSED: it gave up (an HTTP error answer).
     if (source && source.readyState === EventSource.CLOSED) {
@@ -131,12 +137,39 @@
 
   function onStreamEnd(message) {
     const reason = JSON.parse(message.data).reason;
+    if (reason === "overloaded" || reason === "credential-expired") note(reason);
     if (reason !== "credential-expired") return; // a restart: the browser reconnects and resumes
     source.close();
     source = null;
     if (useCookie) return showSignedOut();
     retryLater(); // a fresh ticket, resuming after the last event seen
   }
+
+  // --- telling operators how the connection fares -------------------------------------
+  // Counts by reason, sent at most every REPORT_AFTER_MS and when the page goes away, with
+  // sendBeacon (it survives the page closing); nothing but the counts leaves the page.
+
+  const noted = {};
+  let reportTimer = null;
+  page.noted = noted;
+
+  function note(reason) {
+    noted[reason] = (noted[reason] || 0) + 1;
+    if (reportTimer === null) reportTimer = window.setTimeout(report, REPORT_AFTER_MS);
+  }
+
+  function report() {
+    window.clearTimeout(reportTimer);
+    reportTimer = null;
+    const events = Object.assign({}, noted);
+    if (!Object.keys(events).length || !navigator.sendBeacon) return;
+    for (const reason of Object.keys(noted)) delete noted[reason];
+    const query = !useCookie && lastTicket ? "?ticket=" + encodeURIComponent(lastTicket) : "";
+    const body = new Blob([JSON.stringify({ events })], { type: "application/json" });
+    navigator.sendBeacon("/api/client-events" + query, body);
+  }
+  page.report = report;
+  window.addEventListener("pagehide", report);
 
   // --- events ---------------------------------------------------------------------------
 

@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import expect
 
 from notifier import read_snapshot
+from tests.helpers import wait_until
 from tests.sse import start_web
 
 pytestmark = pytest.mark.browser
@@ -139,8 +141,19 @@ def test_a_web_restart_mid_order_shows_reconnecting_then_the_rest(context, sandb
         wait_for_result(page)
         assert page.locator("#connection").is_hidden()
         assert page_stages(page) == history_stages(order_id)  # no gap, no repeat
+
+        # What the page went through reaches operators: its beacon, counted by reason.
+        page.evaluate("window.orderPage.report()")
+        wait_until(lambda: client_events(web.url, "eventsource-error") >= 1, timeout=10)
     finally:
         web.stop()
+
+
+def client_events(url: str, reason: str) -> float:
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    pattern = rf'fulfillment_client_events_total{{reason="{reason}"}} (\S+)'
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
 
 
 def test_an_expired_ticket_is_renewed_and_the_stream_resumes(browser, sandbox, worker, tokens):
