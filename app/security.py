@@ -1,7 +1,8 @@
 """Browser-facing protections: security headers, and no cross-site state changes.
 
-Pages get a Content-Security-Policy that allows scripts and styles from this origin only (the
-pages have no inline ones) and forbids framing; every response gets `nosniff`. A state-changing
+Pages get a Content-Security-Policy that allows scripts, workers and styles from this origin
+only (the pages have no inline ones; the SharedWorker that shares one stream among the tabs is
+`static/order-events.js`) and forbids framing; every response gets `nosniff`. A state-changing
 request that a browser marks as coming from another site (its `Origin`, or `Sec-Fetch-Site`)
 is refused unless it carries a bearer token: cookies are sent with cross-site requests, bearer
 tokens are not, so only cookie-authenticated requests can be forged.
@@ -19,6 +20,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
+        "worker-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
         "connect-src 'self'",

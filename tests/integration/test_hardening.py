@@ -64,6 +64,7 @@ def test_pages_carry_the_security_headers(client, order):
         assert page.mimetype == "text/html"
         policy = page.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "style-src 'self'" in policy
+        assert "worker-src 'self'" in policy  # the SharedWorker sharing one stream per browser
         assert "frame-ancestors 'none'" in policy
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Referrer-Policy"] == "same-origin"
