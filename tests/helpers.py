@@ -1,7 +1,9 @@
-"""Small test helpers: token minting and waiting on an order without sleeping blindly."""
+"""Small test helpers: token minting, waiting on an order without sleeping blindly, reading
+metrics."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,3 +51,16 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one series in Prometheus text, summed over the labels not given."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total, found = total + float(match.group(3)), True
+    return total if found else 0.0

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import requests
 from prometheus_client import REGISTRY
 
 from notifier import publish
-from tests.helpers import wait_for_terminal
+from tests.helpers import sample, wait_for_terminal
 from tests.integration.test_stream import new_order_id, open_stream, queued, retrying, wait_until
 from tests.sse import web_process
 
 
 def scrape(web) -> str:
     return requests.get(f"{web.url}/metrics", timeout=5).text
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one series in Prometheus text, summed over the labels not given."""
-    total, found = 0.0, False
-    for line in text.splitlines():
-        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
-        if not match or match.group(1) != name:
-            continue
-        have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if all(have.get(k) == v for k, v in labels.items()):
-            total, found = total + float(match.group(3)), True
-    return total if found else 0.0
 
 
 @pytest.fixture(scope="module")
