@@ -17,6 +17,7 @@ from fulfillment.requests import (
 from notifier import normalize_order_id, read_snapshot
 from notifier.events import pending_snapshot
 from notifier.order_ids import normalize_salesforce_id
+from notifier.state import read_summary
 from streaming.account import account_orders
 from tasks.celery_app import dispatcher
 
@@ -118,7 +119,7 @@ def show(order_id: str) -> Response:
     # Known to Salesforce (authorize_read said so) but not started: the same empty snapshot
     # the stream sends.
     if snapshot is None:
-        return jsonify(pending_snapshot(oid))
+        return jsonify(pending_snapshot(oid, read_summary(oid)))
     # The id to join the account stream at (its updates name their order's event ids).
     return jsonify({**snapshot.body, "lastEventId": snapshot.event_id})
 

@@ -37,7 +37,7 @@ class Ownership:
         self.miss_limit = web.ownership_miss_limit
         self.miss_window = web.ownership_miss_window_seconds
         self.lookups = OwnerLookups(
-            gateway.get_account_ids,
+            gateway.get_order_facts,
             concurrency=web.salesforce_lookup_concurrency,
             cache_seconds=web.ownership_cache_seconds,
         )

@@ -10,6 +10,7 @@ no such order, so a bogus id costs one call per interval, not one per request.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -74,12 +75,15 @@ def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
     run_script(_RECORD, *_record_parts(order_id, account_id, ttl_seconds))
 
 
-def _record_parts(order_id: str, account_id: str, ttl_seconds: int) -> tuple[list[str], list[Any]]:
+def _record_parts(
+    order_id: str, account_id: str, ttl_seconds: int, summary: dict[str, Any] | None = None
+) -> tuple[list[str], list[Any]]:
     # Fractional: orders recorded in the same millisecond (a batch) still sort newest first.
     now_ms = time.time() * 1000
     index_ttl = settings.current().events.ttl_seconds
     record_keys = [keys.state_key(order_id), keys.account_orders_key(account_id)]
-    return record_keys, [account_id, int(ttl_seconds), order_id, now_ms, index_ttl]
+    summary_json = json.dumps(summary, separators=(",", ":")) if summary else ""
+    return record_keys, [account_id, int(ttl_seconds), order_id, now_ms, index_ttl, summary_json]
 
 
 def record_unknown(order_id: str, ttl_seconds: int) -> None:
@@ -93,14 +97,20 @@ def forget_unknown(order_id: str) -> None:
 
 
 def record_answers(
-    answers: dict[str, str | None], ttl_seconds: int, unknown_ttl_seconds: int
+    answers: dict[str, str | None],
+    ttl_seconds: int,
+    unknown_ttl_seconds: int,
+    summaries: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Record a batch of lookups (an AccountId, or None for "no such order") in one trip."""
+    """Record a batch of lookups (an AccountId, or None for "no such order") in one trip,
+    with each order's summary (what was ordered) when the lookup read it."""
 
     def build(pipe: Pipeline) -> None:
         for order_id, account_id in answers.items():
             if account_id:
-                queue_script(pipe, _RECORD, *_record_parts(order_id, account_id, ttl_seconds))
+                summary = (summaries or {}).get(order_id)
+                parts = _record_parts(order_id, account_id, ttl_seconds, summary)
+                queue_script(pipe, _RECORD, *parts)
             else:
                 pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))
 

@@ -24,6 +24,7 @@ from redis.client import Pipeline
 
 from notifier import keys
 from notifier.connection import get_redis, run_pipeline
+from notifier.events import decode_summary
 
 from .quota import Release, StreamQuota
 from .sse import encode_json, event_frame, parse_event_id
@@ -89,23 +90,26 @@ def _states(
 
         def build(pipe: Pipeline) -> None:
             for order_id in order_ids:
-                pipe.hmget(keys.state_key(order_id), ["payload", "lastEventId"])
+                pipe.hmget(keys.state_key(order_id), ["payload", "lastEventId", "summary"])
             pipe.xrevrange(log_key, count=1)
 
         *states, last = run_pipeline(build)
-        orders = [
-            _order(o, raw, event_id) for o, (raw, event_id) in zip(order_ids, states, strict=True)
-        ]
+        orders = [_order(o, *state) for o, state in zip(order_ids, states, strict=True)]
         if _last_id(last) == cursor:
             break
         cursor = _last_id(last)  # an update landed meanwhile: read the states again
     return cursor, orders
 
 
-def _order(order_id: str, raw: str | None, event_id: str | None) -> dict[str, Any]:
-    if not raw:  # known to be the account's, not started yet
-        return {"orderId": order_id, "stage": None, "status": None, "eventId": None}
-    return {**json.loads(raw), "eventId": event_id}
+def _order(
+    order_id: str, raw: str | None, event_id: str | None, summary: str | None
+) -> dict[str, Any]:
+    order: dict[str, Any] = {"orderId": order_id, "stage": None, "status": None}  # not started
+    order.update(json.loads(raw) if raw else {})
+    order["eventId"] = event_id if raw else None
+    if decoded := decode_summary(summary):
+        order["order"] = decoded
+    return order
 
 
 def _last_id(reply: list[Any]) -> str | None:

@@ -31,6 +31,7 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from flask_sse import ServerSentEventsBlueprint
 from notifier.connection import get_redis
 from notifier.events import UPDATE_EVENT
 from notifier.publish import publish
+from notifier.state import read_summary
 
 from .account import AccountOpening, account_catch_up, read_account_opening
 from .admission import Admission, Overloaded
@@ -132,7 +134,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
             read=self._read,
             authorize=self.authorize,
             catch_up=lambda asked, opening, resume: catch_up(
-                asked.order_id, opening, resume, _waits_for_retry()
+                asked.order_id, _with_summary(asked, opening), resume, _waits_for_retry()
             ),
             ends_at_terminal=True,
         )
@@ -256,6 +258,14 @@ def _raw_last_event_id() -> str | None:
 
 def _resume_from() -> EventId | None:
     return parse_event_id(_raw_last_event_id())
+
+
+def _with_summary(asked: StreamRequest, opening: Opening) -> Opening:
+    """The opening with what was ordered: a lookup that `authorize` just made (an order not
+    submitted yet) recorded it after the opening was read."""
+    if opening.summary is not None:
+        return opening
+    return dataclasses.replace(opening, summary=read_summary(asked.order_id))
 
 
 def _id_text(event_id: EventId | None) -> str | None:

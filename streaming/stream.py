@@ -66,9 +66,11 @@ def catch_up(
     if opening.resumed and resume_from is not None:
         return _replay(order_id, opening, resume_from, wait_for_retry)
     if opening.current is None:
-        frame = event_frame(SNAPSHOT_EVENT, None, encode_json(pending_snapshot(order_id)))
+        pending = pending_snapshot(order_id, opening.summary)
+        frame = event_frame(SNAPSHOT_EVENT, None, encode_json(pending))
         return CatchUp([frame], None, False)
-    body = build_snapshot(opening.current, [payload for _, payload in opening.entries])
+    history = [payload for _, payload in opening.entries]
+    body = build_snapshot(opening.current, history, opening.summary)
     frame = event_frame(SNAPSHOT_EVENT, opening.event_id, encode_json(body))
     finished = is_terminal(opening.current.get("stage"))
     return CatchUp([frame], parse_event_id(opening.event_id), finished)

@@ -7,7 +7,9 @@
 -- ARGV[3]: the order id
 -- ARGV[4]: now, in ms, fractional (the order's score when the index did not hold it yet)
 -- ARGV[5]: the index's lifetime in seconds, renewed by each order added (0: forever)
+-- ARGV[6]: the order's summary (JSON: number, placed, total, items), or '' when not read
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'summary', ARGV[6]) end
 if redis.call('HEXISTS', KEYS[1], 'payload') == 0 and tonumber(ARGV[2]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
