@@ -50,7 +50,7 @@ def proxied(tls: tuple[Path, Path], directory: Path) -> Iterator[Running]:
     """Two web processes and nginx in front of them."""
     webs: list[WebProcess] = []
     try:
-        webs = [start_web(SSE_HEARTBEAT_SECONDS="2") for _ in range(2)]
+        webs = [start_web(SSE_HEARTBEAT_SECONDS="2", WEB_TRUSTED_PROXIES="1") for _ in range(2)]
         proxy = start_proxy([web.port for web in webs], directory, *tls)
         try:
             yield proxy, webs
@@ -154,6 +154,10 @@ def test_events_arrive_through_the_proxy_as_they_happen(https, behind_nginx):
     proxy, _ = behind_nginx
     page = https.new_page()
     sign_in(page, proxy)
+    # The app believes nginx's X-Forwarded-Proto (WEB_TRUSTED_PROXIES): the session cookie
+    # it set over TLS is Secure.
+    (cookie,) = [c for c in https.cookies() if c["name"] == "access_token"]
+    assert cookie["secure"]
 
     order_id = place_order(page, scenario="slow")
 
