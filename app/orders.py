@@ -108,6 +108,7 @@ def ask_for_fulfillment(known: Ownership, order_id: str, *, retry: bool = False)
 def list_orders() -> Response:
     """The caller's account's orders, newest first, each with its live stage."""
     account = _customer_account(authenticator().from_header_or_cookie(request))
+    ownership().list_account(account)  # orders nobody looked up yet: once a day, one call
     return jsonify({"accountId": account, "orders": account_orders(account)})
 
 

@@ -21,7 +21,7 @@ from streaming.opening import Opening
 from .auth import ACCOUNT_TICKET, Authenticator, Forbidden, Principal
 from .errors import ApiError
 from .orders import valid_order_id
-from .ownership import authorize_read
+from .ownership import authorize_read, ownership
 
 #: Seconds a refused stream should wait: a closed stream frees its slot within a heartbeat.
 _SLOT_RETRY_AFTER = 30
@@ -50,6 +50,7 @@ def authenticate_account_stream() -> StreamRequest:
     if account is None:
         raise Forbidden("ACCOUNT_REQUIRED", "an account stream needs a customer credential")
     ends_at = auth.check_streamable(principal)
+    ownership().list_account(account)  # its snapshot lists orders nobody looked up yet too
     return StreamRequest(account, ends_at, account, principal)
 
 

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 #: How long an order stays claimed by one process's lookup (and the longest another waits).
 CLAIM_SECONDS = 15
-_UNKNOWN_TTL_SECONDS = 60
+UNKNOWN_TTL_SECONDS = 60
 _POLL_SECONDS = 0.05
 
 #: fetch(order ids) -> {order id: its owner and summary, or None for no such order}
@@ -142,7 +142,7 @@ class OwnerLookups:
             answers = {o: f.account_id if f else None for o, f in facts.items()}
             # The summary rides along: the order's page and list need no read of their own.
             summaries = {o: f.summary.as_json() for o, f in facts.items() if f}
-            owners.record_answers(answers, self._cache_seconds, _UNKNOWN_TTL_SECONDS, summaries)
+            owners.record_answers(answers, self._cache_seconds, UNKNOWN_TTL_SECONDS, summaries)
         finally:
             _release(order_ids)
         found = sum(1 for account in answers.values() if account)

@@ -76,10 +76,14 @@ def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
 
 
 def _record_parts(
-    order_id: str, account_id: str, ttl_seconds: int, summary: dict[str, Any] | None = None
+    order_id: str,
+    account_id: str,
+    ttl_seconds: int,
+    summary: dict[str, Any] | None = None,
+    seen_ms: float | None = None,
 ) -> tuple[list[str], list[Any]]:
     # Fractional: orders recorded in the same millisecond (a batch) still sort newest first.
-    now_ms = time.time() * 1000
+    now_ms = time.time() * 1000 if seen_ms is None else seen_ms
     index_ttl = settings.current().events.ttl_seconds
     record_keys = [keys.state_key(order_id), keys.account_orders_key(account_id)]
     summary_json = json.dumps(summary, separators=(",", ":")) if summary else ""
@@ -101,15 +105,18 @@ def record_answers(
     ttl_seconds: int,
     unknown_ttl_seconds: int,
     summaries: dict[str, dict[str, Any]] | None = None,
+    seen_ms: dict[str, float] | None = None,
 ) -> None:
     """Record a batch of lookups (an AccountId, or None for "no such order") in one trip,
-    with each order's summary (what was ordered) when the lookup read it."""
+    with each order's summary (what was ordered) when the lookup read it, and its place in
+    the account's index when the caller knows better than "now" (`seen_ms`)."""
 
     def build(pipe: Pipeline) -> None:
         for order_id, account_id in answers.items():
             if account_id:
                 summary = (summaries or {}).get(order_id)
-                parts = _record_parts(order_id, account_id, ttl_seconds, summary)
+                seen = (seen_ms or {}).get(order_id)
+                parts = _record_parts(order_id, account_id, ttl_seconds, summary, seen)
                 queue_script(pipe, _RECORD, *parts)
             else:
                 pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))

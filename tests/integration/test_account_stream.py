@@ -152,3 +152,25 @@ def test_the_orders_list_is_the_accounts_newest_first_with_live_stages(web, toke
         timeout=10,
     )
     assert other.json()["orders"] == []
+
+
+def test_orders_nobody_looked_up_are_listed_from_one_salesforce_read_a_day(
+    web, tokens, sandbox_client
+):
+    first = sandbox_client.create_order()
+    second = sandbox_client.create_order(account_id=first["accountId"])
+    headers = tokens.headers(tokens.customer(first["accountId"]))
+    calls = sandbox_client.api_calls()
+
+    listed = requests.get(f"http://127.0.0.1:{web.port}/api/orders", headers=headers, timeout=10)
+    orders = listed.json()["orders"]
+    assert [o["orderId"] for o in orders] == [second["orderId"], first["orderId"]]
+    assert all(o["stage"] is None for o in orders)  # placed, not started
+    assert orders[0]["order"]["number"] == second["orderNumber"] and orders[0]["order"]["items"]
+    assert sandbox_client.api_calls() - calls == 1
+
+    stream = open_account(web, headers)  # the stream's snapshot: the same, no call of its own
+    snapshot = stream.until(lambda e: e.type == "account.snapshot")[-1]
+    stream.close()
+    assert [o["orderId"] for o in snapshot.json["orders"]] == [o["orderId"] for o in orders]
+    assert sandbox_client.api_calls() - calls == 1
