@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean help browser-deps stubs
+.PHONY: install run test lint format bench clean help browser-deps proxy-deps stubs
 
 help:  ## List the targets.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -34,20 +34,35 @@ format: install  ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint browser-deps  ## Lint, then the whole suite (unit, integration, browser).
+test: lint browser-deps proxy-deps  ## Lint, then the whole suite (unit, integration, browser).
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The browser tests drive Debian's chromium (never a downloaded browser). Install it when we
-# can (root, or passwordless sudo, with apt-get); otherwise those tests skip and say why.
+# Install Debian package $(1) for the $(2) tests when we can (root, or passwordless sudo, with
+# apt-get), then run $(3); otherwise those tests skip and say why.
+define apt_install
+sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+if command -v apt-get >/dev/null 2>&1 && $$sudo true 2>/dev/null; then \
+  echo "Installing Debian's $(1) for the $(2) tests..."; \
+  if $$sudo apt-get install -y -q $(1) >/dev/null 2>&1 || \
+    { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo apt-get install -y -q $(1) >/dev/null 2>&1; }; \
+  then $(or $(3),:); \
+  else echo "$(1) could not be installed: the $(2) tests will be skipped"; fi; \
+else echo "$(1) is missing and cannot be installed here: the $(2) tests will be skipped"; fi
+endef
+
+# The browser tests drive Debian's chromium (never a downloaded browser).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
-	  if command -v apt-get >/dev/null 2>&1 && $$sudo true 2>/dev/null; then \
-	    echo "Installing Debian's chromium for the browser tests..."; \
-	    $$sudo apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { $$sudo apt-get update -q >/dev/null 2>&1 && $$sudo apt-get install -y -q chromium >/dev/null 2>&1; } || \
-	    echo "chromium could not be installed: the browser tests will be skipped"; \
-	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi; }
+	  $(call apt_install,chromium,browser); }
+
+# The proxy tests run Debian's nginx (1.22 on bookworm) on free ports of their own. The
+# package may start a system nginx on port 80 (unless policy-rc.d forbids it): stop it and
+# keep it from starting at boot, since nothing here uses it.
+NGINX_SERVICE_OFF := if [ -d /run/systemd/system ]; then $$sudo systemctl disable --now nginx; \
+	else $$sudo service nginx stop; fi >/dev/null 2>&1 || true
+proxy-deps:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  $(call apt_install,nginx,proxy,$(NGINX_SERVICE_OFF)); }
 
 # The Pub/Sub API stubs are generated from the vendored proto and kept in git; protoc writes
 # `import pubsub_api_pb2`, which only works with the folder on sys.path, so make it relative.

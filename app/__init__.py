@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import settings as process_settings
 from fulfillment.ownership import Ownership
@@ -37,6 +38,12 @@ def create_app(overrides: dict[str, Any] | None = None, settings: Settings | Non
     app.extensions["stream_quota"] = StreamQuota(web.sse_max_streams_per_credential)
     register_error_handlers(app)
     register_security_headers(app)
+    if web.trusted_proxies:
+        # Behind `WEB_TRUSTED_PROXIES` proxies (nginx: docker/nginx.conf), the client's
+        # address, scheme and host are theirs to tell; with none, such headers are ignored,
+        # since anyone could send them.
+        n = web.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     from . import client_events, dev, health, metrics, orders, pages, stream
 

@@ -34,6 +34,8 @@ _TICKET_AUDIENCE = "order-stream"
 _TICKET_TYPE = "stream-ticket"
 _HMAC_FAMILY = "HS"
 _QUERY_CREDENTIALS = ("access_token", "token", "jwt")
+#: The `ord` of an account ticket: it opens the account's stream, and no order's.
+ACCOUNT_TICKET = "*"
 
 
 @dataclass(frozen=True)

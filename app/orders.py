@@ -16,9 +16,12 @@ from fulfillment.requests import (
 )
 from notifier import normalize_order_id, read_snapshot
 from notifier.events import pending_snapshot
+from notifier.order_ids import normalize_salesforce_id
+from notifier.state import read_summary
+from streaming.account import account_orders
 from tasks.celery_app import dispatcher
 
-from .auth import SERVICE_SCOPE, Authenticator, Forbidden
+from .auth import ACCOUNT_TICKET, SERVICE_SCOPE, Authenticator, Forbidden, Principal
 from .errors import ApiError
 from .ownership import authorize_read, ownership
 
@@ -101,6 +104,14 @@ def ask_for_fulfillment(known: Ownership, order_id: str, *, retry: bool = False)
         raise ApiError(503, "BROKER_UNAVAILABLE", "could not queue the order, try again") from None
 
 
+@bp.get("")
+def list_orders() -> Response:
+    """The caller's account's orders, newest first, each with its live stage."""
+    account = _customer_account(authenticator().from_header_or_cookie(request))
+    ownership().list_account(account)  # orders nobody looked up yet: once a day, one call
+    return jsonify({"accountId": account, "orders": account_orders(account)})
+
+
 @bp.get("/<order_id>")
 def show(order_id: str) -> Response:
     oid = valid_order_id(order_id)
@@ -108,7 +119,28 @@ def show(order_id: str) -> Response:
     snapshot = read_snapshot(oid)
     # Known to Salesforce (authorize_read said so) but not started: the same empty snapshot
     # the stream sends.
-    return jsonify(snapshot.body if snapshot is not None else pending_snapshot(oid))
+    if snapshot is None:
+        return jsonify(pending_snapshot(oid, read_summary(oid)))
+    # The id to join the account stream at (its updates name their order's event ids).
+    return jsonify({**snapshot.body, "lastEventId": snapshot.event_id})
+
+
+@bp.post("/stream-ticket")
+def account_stream_ticket() -> tuple[Response, int]:
+    """A ticket for the caller's account stream (`GET /api/orders/events?ticket=`)."""
+    principal = authenticator().from_header_or_cookie(request)
+    if principal.order_id is not None:
+        raise Forbidden("TICKET_NOT_ACCEPTED", "a ticket cannot mint another ticket")
+    _customer_account(principal)
+    ticket, expires_in = authenticator().issue_ticket(principal, ACCOUNT_TICKET)
+    return jsonify({"ticket": ticket, "expiresIn": expires_in}), 201
+
+
+def _customer_account(principal: Principal) -> str:
+    account = normalize_salesforce_id(principal.account_id)
+    if account is None or principal.order_id is not None:
+        raise Forbidden("ACCOUNT_REQUIRED", "a customer credential is needed for its orders")
+    return account
 
 
 @bp.post("/<order_id>/stream-ticket")

@@ -1,4 +1,4 @@
-"""The order page: HTML and a small script that follows the order's event stream."""
+"""The order page and the orders page: HTML shells whose scripts follow the event streams."""
 
 from __future__ import annotations
 
@@ -9,11 +9,21 @@ from .orders import valid_order_id
 bp = Blueprint("pages", __name__)
 
 
+@bp.get("/orders")
+def orders_page() -> str:
+    # Like the order page: the script asks for credentials when it connects.
+    return render_template("orders.html", auth_mode=_auth_mode())
+
+
 @bp.get("/orders/<order_id>")
 def order_page(order_id: str) -> str:
     # No credentials needed for the HTML itself; the script asks for them when it connects.
     return render_template(
         "order.html",
         order_id=valid_order_id(order_id),
-        auth_mode="cookie" if request.cookies.get("access_token") else "ticket",
+        auth_mode=_auth_mode(),
     )
+
+
+def _auth_mode() -> str:
+    return "cookie" if request.cookies.get("access_token") else "ticket"

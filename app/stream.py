@@ -1,4 +1,5 @@
-"""`GET /api/orders/<order_id>/events`: who may watch an order's stream, and for how long.
+"""`GET /api/orders/<order_id>/events` and `GET /api/orders/events` (every order of the
+caller's account): who may watch, and for how long.
 
 The streaming itself is `streaming.blueprint.OrderEventsBlueprint`; this module decides, before
 the response starts: whether the credential is good and until when (a margin before it
@@ -12,14 +13,15 @@ from flask import current_app, request
 
 from integrations import TransientError
 from notifier.order_ids import normalize_salesforce_id
+from streaming.account import AccountOpening
 from streaming.admission import Admission
 from streaming.blueprint import OrderEventsBlueprint, StreamRequest, TryLater
 from streaming.opening import Opening
 
-from .auth import Authenticator, Principal
+from .auth import ACCOUNT_TICKET, Authenticator, Forbidden, Principal
 from .errors import ApiError
 from .orders import valid_order_id
-from .ownership import authorize_read
+from .ownership import authorize_read, ownership
 
 #: Seconds a refused stream should wait: a closed stream frees its slot within a heartbeat.
 _SLOT_RETRY_AFTER = 30
@@ -38,6 +40,35 @@ def _slot_key(principal: Principal) -> str | None:
     return normalize_salesforce_id(principal.account_id) if principal.is_customer() else None
 
 
+def authenticate_account_stream() -> StreamRequest:
+    """The caller's account stream: a customer credential, or an account ticket."""
+    auth: Authenticator = current_app.extensions["auth"]
+    principal = auth.from_stream_request(request)
+    if principal.order_id is not None and principal.order_id != ACCOUNT_TICKET:
+        raise Forbidden("TICKET_NOT_ACCEPTED", "an order's ticket opens that order's stream only")
+    account = normalize_salesforce_id(principal.account_id)
+    if account is None:
+        raise Forbidden("ACCOUNT_REQUIRED", "an account stream needs a customer credential")
+    ends_at = auth.check_streamable(principal)
+    ownership().list_account(account)  # its snapshot lists orders nobody looked up yet too
+    return StreamRequest(account, ends_at, account, principal)
+
+
+def authorize_account_stream(asked: StreamRequest, opening: AccountOpening) -> None:
+    if opening.slot is False:
+        _too_many_streams()
+
+
+def _too_many_streams() -> None:
+    limit = current_app.config["SSE_MAX_STREAMS_PER_CREDENTIAL"]
+    raise ApiError(
+        429,
+        "TOO_MANY_STREAMS",
+        f"this account already has {limit} open streams; close one first",
+        {"Retry-After": str(_SLOT_RETRY_AFTER)},
+    )
+
+
 def authorize_stream(asked: StreamRequest, opening: Opening) -> None:
     admission: Admission = current_app.extensions["stream_admission"]
     try:
@@ -48,13 +79,7 @@ def authorize_stream(asked: StreamRequest, opening: Opening) -> None:
     except TransientError as exc:  # Salesforce down on an ownership lookup
         raise TryLater(exc.code) from None
     if asked.quota_key is not None and opening.slot is False:
-        limit = current_app.config["SSE_MAX_STREAMS_PER_CREDENTIAL"]
-        raise ApiError(
-            429,
-            "TOO_MANY_STREAMS",
-            f"this account already has {limit} open streams; close one first",
-            {"Retry-After": str(_SLOT_RETRY_AFTER)},
-        )
+        _too_many_streams()
 
 
 bp = OrderEventsBlueprint(
@@ -62,5 +87,7 @@ bp = OrderEventsBlueprint(
     __name__,
     authenticate=authenticate_stream,
     authorize=authorize_stream,
+    authenticate_account=authenticate_account_stream,
+    authorize_account=authorize_account_stream,
     url_prefix="/api/orders",
 )

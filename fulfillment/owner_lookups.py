@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
-from integrations import TransientError
+from integrations import OrderFacts, TransientError
 from notifier import keys, owners
 from notifier.connection import get_redis
 
@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200
 #: How long an order stays claimed by one process's lookup (and the longest another waits).
 CLAIM_SECONDS = 15
-_UNKNOWN_TTL_SECONDS = 60
+UNKNOWN_TTL_SECONDS = 60
 _POLL_SECONDS = 0.05
 
-#: fetch(order ids) -> {order id: AccountId or None}
-Fetch = Callable[[list[str]], dict[str, str | None]]
+#: fetch(order ids) -> {order id: its owner and summary, or None for no such order}
+Fetch = Callable[[list[str]], dict[str, OrderFacts | None]]
 #: A context to wait in (see `streaming.admission.Admission.stepping_aside`).
 Waiting = Callable[[], AbstractContextManager[None]]
 
@@ -138,8 +138,11 @@ class OwnerLookups:
     def _ask(self, order_ids: list[str]) -> dict[str, str | None]:
         try:
             OWNERSHIP_LOOKUP_BATCH.observe(len(order_ids))
-            answers = self._fetch(order_ids)
-            owners.record_answers(answers, self._cache_seconds, _UNKNOWN_TTL_SECONDS)
+            facts = self._fetch(order_ids)
+            answers = {o: f.account_id if f else None for o, f in facts.items()}
+            # The summary rides along: the order's page and list need no read of their own.
+            summaries = {o: f.summary.as_json() for o, f in facts.items() if f}
+            owners.record_answers(answers, self._cache_seconds, UNKNOWN_TTL_SECONDS, summaries)
         finally:
             _release(order_ids)
         found = sum(1 for account in answers.values() if account)

@@ -11,7 +11,10 @@ spend the org's API quota. The web, the CLI and the listener share it.
 
 from __future__ import annotations
 
-from integrations import SalesforceGateway
+import logging
+import time
+
+from integrations import SalesforceGateway, TransientError
 from notifier import counters, keys, owners
 from notifier.connection import get_redis
 from notifier.order_ids import normalize_salesforce_id
@@ -19,7 +22,9 @@ from notifier.owners import OwnerRecord
 from settings import WebSettings
 
 from .metrics import OWNERSHIP_LOOKUPS
-from .owner_lookups import OwnerLookups, Waiting
+from .owner_lookups import UNKNOWN_TTL_SECONDS, OwnerLookups, Waiting
+
+log = logging.getLogger(__name__)
 
 
 class LookupsExhausted(Exception):
@@ -36,8 +41,9 @@ class Ownership:
     def __init__(self, gateway: SalesforceGateway, web: WebSettings) -> None:
         self.miss_limit = web.ownership_miss_limit
         self.miss_window = web.ownership_miss_window_seconds
+        self.gateway, self.cache_seconds = gateway, web.ownership_cache_seconds
         self.lookups = OwnerLookups(
-            gateway.get_account_ids,
+            gateway.get_order_facts,
             concurrency=web.salesforce_lookup_concurrency,
             cache_seconds=web.ownership_cache_seconds,
         )
@@ -92,6 +98,30 @@ class Ownership:
         if ask:
             known.update({o: bool(a) for o, a in self.lookups.owners_now(ask).items()})
         return known
+
+    def list_account(self, account_id: str) -> None:
+        """Put the account's orders in its index (for its list and its stream), asking
+        Salesforce at most once per `OWNERSHIP_CACHE_SECONDS` per account, across processes:
+        orders the pipeline never saw (placed, not approved) are listed too. Salesforce down:
+        the index serves what it holds, and the next view asks again."""
+        marker = f"{keys.namespace()}:account:{{{account_id}}}:listed"
+        if not get_redis().set(marker, "1", nx=True, ex=max(1, self.cache_seconds)):
+            return
+        try:
+            facts = self.gateway.account_orders(account_id)
+        except TransientError as exc:
+            get_redis().delete(marker)
+            log.warning("orders of an account not listed (%s)", exc.code)
+            return
+        # Newest first, as the query answers: scored a millisecond apart, in that order.
+        now_ms = time.time() * 1000
+        owners.record_answers(
+            {order_id: f.account_id for order_id, f in facts.items()},
+            self.cache_seconds,
+            UNKNOWN_TTL_SECONDS,
+            {order_id: f.summary.as_json() for order_id, f in facts.items()},
+            {order_id: now_ms - rank for rank, order_id in enumerate(facts)},
+        )
 
     def count_miss(self, credential: str) -> None:
         """A lookup for `credential` found an order it may not see."""

@@ -5,14 +5,16 @@ order), nothing else.
 """
 
 from .errors import IntegrationError, PermanentError, TransientError
-from .records import OrderLine, OrderRecord, WhmcsOrder
+from .records import OrderFacts, OrderLine, OrderRecord, OrderSummary, WhmcsOrder
 from .salesforce import SalesforceGateway
 from .whmcs import WhmcsGateway
 
 __all__ = [
     "IntegrationError",
+    "OrderFacts",
     "OrderLine",
     "OrderRecord",
+    "OrderSummary",
     "PermanentError",
     "SalesforceGateway",
     "TransientError",

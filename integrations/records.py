@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,33 @@ class WhmcsOrder:
 
     order_id: int
     service_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    """What the customer ordered, as Salesforce shows it: for the order's page and list."""
+
+    #: The order number Salesforce shows (`OrderNumber`), not the record id.
+    number: str | None
+    #: When it was placed (`EffectiveDate`, an ISO date).
+    placed: str | None
+    #: Sum of quantity times unit price over the items (the Order's `TotalAmount`).
+    total: float | None
+    #: (product name, quantity), in the order's item order.
+    items: tuple[tuple[str, int], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "placed": self.placed,
+            "total": self.total,
+            "items": [{"name": name, "quantity": quantity} for name, quantity in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """One read of an order: who owns it, and what was ordered."""
+
+    account_id: str | None
+    summary: OrderSummary

@@ -31,7 +31,7 @@ from settings import SalesforceConfig
 from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
 from .metrics import timed_call
-from .records import OrderLine, OrderRecord
+from .records import OrderFacts, OrderLine, OrderRecord, OrderSummary
 from .settings import salesforce_settings
 
 SYSTEM = "salesforce"
@@ -106,16 +106,23 @@ class SalesforceGateway:
             activation_status=record.get(s.status_field),
         )
 
-    def get_account_ids(self, order_ids: list[str]) -> dict[str, str | None]:
-        """Each order's AccountId (None for orders Salesforce does not have), in one query:
-        one API call for a whole batch of lookups. `order_ids` are 18-character ids."""
-        soql = format_soql("SELECT Id, AccountId FROM Order WHERE Id IN {}", order_ids)
-        records = _records(self._call("get_account_ids", lambda sf: sf.query_all(soql)))
-        found = {str(r.get("Id")): r.get("AccountId") for r in records}
-        return {
-            order_id: found[order_id] if isinstance(found.get(order_id), str) else None
-            for order_id in order_ids
-        }
+    def account_orders(self, account_id: str, limit: int = 100) -> dict[str, OrderFacts]:
+        """The account's orders, newest first, with what was ordered: one query (one API
+        call) for a customer's list of orders that nobody looked up yet."""
+        # CreatedDate has whole seconds; the auto-numbered OrderNumber breaks its ties.
+        where = " WHERE AccountId = {} ORDER BY CreatedDate DESC, OrderNumber DESC LIMIT {}"
+        soql = format_soql(_ORDER_READ + where, account_id, int(limit))
+        records = _records(self._call("account_orders", lambda sf: sf.query_all(soql)))
+        return {str(r["Id"]): _facts(r) for r in records if isinstance(r.get("Id"), str)}
+
+    def get_order_facts(self, order_ids: list[str]) -> dict[str, OrderFacts | None]:
+        """Each order's AccountId and what was ordered (None for orders Salesforce does not
+        have), in one query with its items as a subquery: one API call for a whole batch of
+        lookups. `order_ids` are 18-character ids."""
+        soql = format_soql(_ORDER_READ + " WHERE Id IN {}", order_ids)
+        records = _records(self._call("get_order_facts", lambda sf: sf.query_all(soql)))
+        found = {str(r.get("Id")): _facts(r) for r in records}
+        return {order_id: found.get(order_id) for order_id in order_ids}
 
     def orders_not_started(self, approved_condition: str, limit: int = 2000) -> list[str]:
         """Ids of approved orders fulfillment never touched (no activation status): what the
@@ -277,6 +284,36 @@ def _token_from(response: requests.Response) -> dict[str, Any]:
             "token response lacks access_token/instance_url",
         )
     return body
+
+
+#: One read of Orders: the owner, the number and date, and the items (a subquery).
+_ORDER_READ = (
+    "SELECT Id, AccountId, OrderNumber, EffectiveDate, "
+    "(SELECT Quantity, UnitPrice, Product2.Name FROM OrderItems) FROM Order"
+)
+
+
+def _facts(record: dict[str, Any]) -> OrderFacts:
+    account = record.get("AccountId")
+    children = record.get("OrderItems")
+    rows = children.get("records") if isinstance(children, dict) else None
+    items: list[tuple[str, int]] = []
+    total = 0.0
+    for row in rows if isinstance(rows, list) else []:
+        product = row.get("Product2") if isinstance(row, dict) else None
+        name = product.get("Name") if isinstance(product, dict) else None
+        quantity, price = row.get("Quantity"), row.get("UnitPrice")
+        if isinstance(quantity, int | float):
+            items.append((str(name or "Product"), int(quantity)))
+            total += float(quantity) * float(price) if isinstance(price, int | float) else 0.0
+    number, placed = record.get("OrderNumber"), record.get("EffectiveDate")
+    summary = OrderSummary(
+        number=str(number) if number else None,
+        placed=str(placed) if placed else None,
+        total=round(total, 2) if items else None,
+        items=tuple(items),
+    )
+    return OrderFacts(account if isinstance(account, str) else None, summary)
 
 
 def _records(result: Any) -> list[dict[str, Any]]:

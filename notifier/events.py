@@ -11,6 +11,7 @@ the only way out of `failed` is a new run (`failed` -> `queued`), opened by an o
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -218,17 +219,34 @@ def _validate_whmcs(whmcs: Any) -> None:
 
 
 def build_snapshot(
-    current: Mapping[str, Any] | None, history: list[dict[str, Any]]
+    current: Mapping[str, Any] | None,
+    history: list[dict[str, Any]],
+    summary: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `order.snapshot` body: the current state plus the past updates, oldest first."""
+    """The `order.snapshot` body: the current state plus the past updates, oldest first, and
+    what was ordered (`order`) when its summary was read."""
     body = dict(current or {})
     body["history"] = history
+    if summary:
+        body["order"] = dict(summary)
     return body
 
 
-def pending_snapshot(order_id: str) -> dict[str, Any]:
+def pending_snapshot(order_id: str, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The `order.snapshot` body of an order that exists but has no events yet."""
-    return {"orderId": order_id, "stage": None, "status": None, "history": []}
+    body: dict[str, Any] = {"orderId": order_id, "stage": None, "status": None, "history": []}
+    if summary:
+        body["order"] = dict(summary)
+    return body
+
+
+def decode_summary(raw: str | None) -> dict[str, Any] | None:
+    """The summary stored beside the order's state (JSON), or None."""
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def parse_timestamp(value: Any) -> float | None:

@@ -41,3 +41,19 @@ def channel(order_id: str) -> str:
 def active_orders_key() -> str:
     """Sorted set of non-terminal orders scored by their last update time (for the reconciler)."""
     return f"{namespace()}:orders:active"
+
+
+def account_events_key(account_id: str) -> str:
+    """Stream: every update of the account's orders, in publication order; the entry id is the
+    account stream's SSE event id (`data` the payload, `eventId` its id in the order's own)."""
+    return f"{namespace()}:account:{{{account_id}}}:events"
+
+
+def account_orders_key(account_id: str) -> str:
+    """Sorted set: the account's orders we know of, scored by when they were first seen (ms)."""
+    return f"{namespace()}:account:{{{account_id}}}:orders"
+
+
+def account_channel(account_id: str) -> str:
+    """The pub/sub channel carrying the account stream's envelopes."""
+    return f"{namespace()}:sse:account.{account_id}"

@@ -10,10 +10,14 @@ no such order, so a bogus id costs one call per interval, not one per request.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from redis.client import Pipeline
+
+import settings
 
 from . import keys
 from .connection import get_redis, queue_script, run_pipeline, run_script
@@ -66,8 +70,24 @@ def owner_record(replies: list[Any]) -> OwnerRecord:
 
 
 def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
-    """Record the order's account. `ttl_seconds` applies only while the order has no state."""
-    run_script(_RECORD, [keys.state_key(order_id)], [account_id, int(ttl_seconds)])
+    """Record the order's account (and the order in the account's index, for its list and
+    its stream). `ttl_seconds` applies only while the order has no state."""
+    run_script(_RECORD, *_record_parts(order_id, account_id, ttl_seconds))
+
+
+def _record_parts(
+    order_id: str,
+    account_id: str,
+    ttl_seconds: int,
+    summary: dict[str, Any] | None = None,
+    seen_ms: float | None = None,
+) -> tuple[list[str], list[Any]]:
+    # Fractional: orders recorded in the same millisecond (a batch) still sort newest first.
+    now_ms = time.time() * 1000 if seen_ms is None else seen_ms
+    index_ttl = settings.current().events.ttl_seconds
+    record_keys = [keys.state_key(order_id), keys.account_orders_key(account_id)]
+    summary_json = json.dumps(summary, separators=(",", ":")) if summary else ""
+    return record_keys, [account_id, int(ttl_seconds), order_id, now_ms, index_ttl, summary_json]
 
 
 def record_unknown(order_id: str, ttl_seconds: int) -> None:
@@ -81,19 +101,33 @@ def forget_unknown(order_id: str) -> None:
 
 
 def record_answers(
-    answers: dict[str, str | None], ttl_seconds: int, unknown_ttl_seconds: int
+    answers: dict[str, str | None],
+    ttl_seconds: int,
+    unknown_ttl_seconds: int,
+    summaries: dict[str, dict[str, Any]] | None = None,
+    seen_ms: dict[str, float] | None = None,
 ) -> None:
-    """Record a batch of lookups (an AccountId, or None for "no such order") in one trip."""
+    """Record a batch of lookups (an AccountId, or None for "no such order") in one trip,
+    with each order's summary (what was ordered) when the lookup read it, and its place in
+    the account's index when the caller knows better than "now" (`seen_ms`)."""
 
     def build(pipe: Pipeline) -> None:
         for order_id, account_id in answers.items():
             if account_id:
-                args = [account_id, int(ttl_seconds)]
-                queue_script(pipe, _RECORD, [keys.state_key(order_id)], args)
+                summary = (summaries or {}).get(order_id)
+                seen = (seen_ms or {}).get(order_id)
+                parts = _record_parts(order_id, account_id, ttl_seconds, summary, seen)
+                queue_script(pipe, _RECORD, *parts)
             else:
                 pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))
 
     run_pipeline(build)
+
+
+def account_orders(account_id: str, limit: int = 100) -> list[str]:
+    """The account's orders we know of, newest first (by when first seen)."""
+    found = get_redis().zrevrange(keys.account_orders_key(account_id), 0, limit - 1)
+    return [str(order_id) for order_id in found]
 
 
 def unknown_key(order_id: str) -> str:

@@ -147,6 +147,8 @@ class _Read:
     current: dict[str, Any] | None
     progress: str | None
     extra: Any
+    #: The order's account, when recorded: its account stream gets the update too.
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,17 +162,18 @@ class _Commit:
 def _read_all(pending: Mapping[int, Update], read_also: OrderCommands | None) -> dict[int, _Read]:
     def build(pipe: Pipeline) -> None:
         for item in pending.values():
-            pipe.hmget(keys.state_key(item.order_id), ["seq", "payload", "progress"])
+            pipe.hmget(keys.state_key(item.order_id), ["seq", "payload", "progress", "owner"])
             if read_also is not None:
                 read_also(pipe, item.order_id)
 
     replies = iter(run_pipeline(build))
     reads = {}
     for index in pending:
-        seq, raw, progress = next(replies)
+        seq, raw, progress, owner = next(replies)
         extra = next(replies) if read_also is not None else None
         current = json.loads(raw) if raw else None
-        reads[index] = _Read(int(seq or 0), current, str(progress) if progress else None, extra)
+        progress = str(progress) if progress else None
+        reads[index] = _Read(int(seq or 0), current, progress, extra, owner or None)
     return reads
 
 
@@ -225,10 +228,14 @@ def _queue_commit(pipe: Pipeline, commit: _Commit) -> None:
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
     # An order has a handful of entries unless it retries a lot; the trim is approximate.
     events = settings.current().events
+    order_keys = [keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()]
+    owner = commit.read.owner
+    if owner:
+        order_keys += [keys.account_events_key(owner), keys.account_orders_key(owner)]
     queue_script(
         pipe,
         _PUBLISH,
-        keys=[keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()],
+        keys=order_keys,
         args=[
             commit.read.seq,
             data,
@@ -241,5 +248,6 @@ def _queue_commit(pipe: Pipeline, commit: _Commit) -> None:
             UPDATE_EVENT,
             commit.progress,
             commit.update.source_event or "",
+            keys.account_channel(owner) if owner else "",
         ],
     )

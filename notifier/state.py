@@ -8,7 +8,7 @@ from typing import Any
 
 from . import keys
 from .connection import get_redis
-from .events import build_snapshot
+from .events import build_snapshot, decode_summary
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,20 @@ def current_states(order_ids: list[str]) -> dict[str, dict[str, Any] | None]:
 def read_snapshot(order_id: str) -> Snapshot | None:
     """Current state plus the full history, read in one round trip; None for unknown orders."""
     pipe = get_redis().pipeline(transaction=True)
-    pipe.hmget(keys.state_key(order_id), ["payload", "lastEventId"])
+    pipe.hmget(keys.state_key(order_id), ["payload", "lastEventId", "summary"])
     pipe.xrange(keys.history_key(order_id))
-    (raw, event_id), entries = pipe.execute()
+    (raw, event_id, summary), entries = pipe.execute()
     if not raw:
         return None
     history = [_decode(fields) for _, fields in entries]
-    return Snapshot(event_id=event_id, body=build_snapshot(json.loads(raw), history))
+    body = build_snapshot(json.loads(raw), history, decode_summary(summary))
+    return Snapshot(event_id=event_id, body=body)
+
+
+def read_summary(order_id: str) -> dict[str, Any] | None:
+    """What was ordered, when a lookup read it (None otherwise)."""
+    raw = get_redis().hget(keys.state_key(order_id), "summary")
+    return decode_summary(str(raw) if raw else None)
 
 
 @dataclass(frozen=True)

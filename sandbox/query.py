@@ -57,8 +57,53 @@ def run(data: SalesforceData, text: str, version: str) -> dict[str, Any]:
     rows = _ordered(data, sobject, rows, parsed.order_by)
     start = parsed.offset or 0
     rows = rows[start : None if parsed.limit is None else start + parsed.limit]
-    records = [_render(data, sobject, row, columns, version) for row in rows]
+    children = [_child_columns(sobject, sub) for sub in parsed.subqueries]
+    records = [
+        {**_render(data, sobject, row, columns, version), **_children(data, row, children, version)}
+        for row in rows
+    ]
     return {"totalSize": len(records), "done": True, "records": records}
+
+
+#: Child relationships a subquery may name: (parent, name) -> (child sObject, its reference).
+_CHILD_RELATIONSHIPS = {("Order", "orderitems"): ("OrderItem", "OrderId", "OrderItems")}
+
+
+@dataclass(frozen=True)
+class _Children:
+    name: str
+    sobject: str
+    reference: str
+    columns: list[Column]
+
+
+def _child_columns(sobject: str, sub: soql.Subquery) -> _Children:
+    known = _CHILD_RELATIONSHIPS.get((sobject, sub.relationship.lower()))
+    if known is None:
+        raise SalesforceApiError(
+            400,
+            "INVALID_TYPE",
+            f"Didn't understand relationship '{sub.relationship}' in FROM part of query call.",
+        )
+    child, reference, name = known
+    return _Children(name, child, reference, _columns(child, sub.fields))
+
+
+def _children(
+    data: SalesforceData, row: Record, children: list[_Children], version: str
+) -> dict[str, Any]:
+    """Each subquery's records under its relationship's name; null when there are none, as
+    Salesforce answers."""
+    body: dict[str, Any] = {}
+    for child in children:
+        rows = [
+            r for r in data.table(child.sobject).values() if r.get(child.reference) == row["Id"]
+        ]
+        records = [_render(data, child.sobject, r, child.columns, version) for r in rows]
+        body[child.name] = (
+            {"totalSize": len(records), "done": True, "records": records} if records else None
+        )
+    return body
 
 
 def _by_id(data: SalesforceData, sobject: str, where: tuple[soql.Condition, ...]) -> list[Record]:

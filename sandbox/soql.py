@@ -2,11 +2,13 @@
 
 Grammar (keywords case-insensitive):
 
-    SELECT path [, path ...] FROM Object
+    SELECT item [, item ...] FROM Object
       [WHERE condition [AND condition ...]]
       [ORDER BY path [ASC|DESC] [NULLS FIRST|LAST] [, ...]]
       [LIMIT n] [OFFSET n]
 
+An item is a field path or a child subquery, `(SELECT path [, path ...] FROM ChildRelation)`
+(no filters inside; the order's items, say, come back nested under the relationship's name).
 A condition is `path op literal` with op one of = != <> < <= > >= LIKE, or
 `path [NOT] IN (literal, ...)`. Literals are 'quoted strings' with backslash escapes (as
 `simple_salesforce.format_soql` writes them), numbers, true/false/null, and unquoted dates and
@@ -68,6 +70,14 @@ class Ordering:
 
 
 @dataclass(frozen=True)
+class Subquery:
+    """`(SELECT fields FROM relationship)` in a select list: a parent's child records."""
+
+    fields: tuple[str, ...]
+    relationship: str
+
+
+@dataclass(frozen=True)
 class Query:
     fields: tuple[str, ...]
     sobject: str
@@ -75,6 +85,7 @@ class Query:
     order_by: tuple[Ordering, ...] = ()
     limit: int | None = None
     offset: int | None = None
+    subqueries: tuple[Subquery, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ class _Parser:
 
     def query(self) -> Query:
         self._keyword("select")
-        fields = self._paths()
+        fields, subqueries = self._items()
         self._keyword("from")
         sobject = self._name()
         where = self._where() if self._at_keyword("where") else ()
@@ -140,7 +151,28 @@ class _Parser:
         offset = self._count("offset") if self._at_keyword("offset") else None
         if self._peek() is not None:
             self._fail()
-        return Query(fields, sobject, where, order_by, limit, offset)
+        return Query(fields, sobject, where, order_by, limit, offset, subqueries)
+
+    def _items(self) -> tuple[tuple[str, ...], tuple[Subquery, ...]]:
+        fields: list[str] = []
+        subqueries: list[Subquery] = []
+        while True:
+            if self._at_punct("("):
+                subqueries.append(self._subquery())
+            else:
+                fields.append(self._name())
+            if not self._at_punct(","):
+                return tuple(fields), tuple(subqueries)
+            self.pos += 1
+
+    def _subquery(self) -> Subquery:
+        self._punct("(")
+        self._keyword("select")
+        fields = self._paths()
+        self._keyword("from")
+        relationship = self._name()
+        self._punct(")")
+        return Subquery(fields, relationship)
 
     def _paths(self) -> tuple[str, ...]:
         paths = [self._name()]

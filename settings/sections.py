@@ -363,6 +363,8 @@ class WebSettings:
     client_events_window_seconds: int
     #: Serve /metrics on this port (from gunicorn's master) instead of the web port.
     metrics_port: int | None
+    #: Proxies in front whose X-Forwarded-For/Proto/Host are believed (0: none).
+    trusted_proxies: int = 0
 
     def as_flask_config(self) -> dict[str, Any]:
         """The same values under their variables' names, for Flask's `app.config`."""
@@ -405,6 +407,7 @@ def read_web(env: Environment, sandbox: SandboxSettings) -> WebSettings:
         client_events_limit=env.whole("CLIENT_EVENTS_LIMIT", 30),
         client_events_window_seconds=env.whole("CLIENT_EVENTS_WINDOW_SECONDS", 300),
         metrics_port=env.integer("METRICS_PORT") or None,
+        trusted_proxies=env.whole("WEB_TRUSTED_PROXIES", 0),
     )
 
 

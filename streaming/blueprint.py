@@ -1,7 +1,9 @@
 """The order event stream as a flask-sse blueprint: its envelope kept, its stream replaced.
 
 `OrderEventsBlueprint` subclasses `flask_sse.ServerSentEventsBlueprint` and serves
-`GET /<order_id>/events`. Where it departs from flask-sse, and why:
+`GET /<order_id>/events`, and `GET /events` for every order of the caller's account (the same
+machinery, with `account.py`'s opening and catch-up, and no ending at an order's terminal
+event). Where it departs from flask-sse, and why:
 
 1. `redis` is the process's pooled client, not a new client and pool on every access.
 2. `publish(order_id, update)` goes through the atomic history + state + PUBLISH path
@@ -29,6 +31,7 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -42,7 +45,9 @@ from flask_sse import ServerSentEventsBlueprint
 from notifier.connection import get_redis
 from notifier.events import UPDATE_EVENT
 from notifier.publish import publish
+from notifier.state import read_summary
 
+from .account import AccountOpening, account_catch_up, read_account_opening
 from .admission import Admission, Overloaded
 from .hub import HubUnavailable, Subscriber, process_hub
 from .liveness import watch
@@ -71,6 +76,7 @@ HEADERS = {
 class StreamRequest:
     """A stream someone asked for, their credential checked; nothing read from Redis yet."""
 
+    #: The order watched; for an account stream, the account.
     order_id: str
     #: When the stream must end (a unix time): its credential's deadline.
     ends_at: float
@@ -84,6 +90,21 @@ class StreamRequest:
 Authenticate = Callable[[str], StreamRequest]
 #: authorize(request, what was read) -> None; raises to refuse (403/404/429, or TryLater).
 Authorize = Callable[[StreamRequest, Opening], None]
+#: authenticate_account() -> the request for the caller's account (its id as `order_id`).
+AuthenticateAccount = Callable[[], StreamRequest]
+#: authorize_account(request, what was read) -> None; raises to refuse (429).
+AuthorizeAccount = Callable[[StreamRequest, AccountOpening], None]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between an order's stream and an account's."""
+
+    subscribe: Callable[[StreamRequest, int, Any], Subscriber]
+    read: Callable[[StreamRequest, EventId | None], Any]
+    authorize: Callable[[StreamRequest, Any], None]
+    catch_up: Callable[[StreamRequest, Any, EventId | None], CatchUp]
+    ends_at_terminal: bool
 
 
 class TryLater(Exception):
@@ -99,12 +120,37 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         import_name: str,
         authenticate: Authenticate,
         authorize: Authorize,
+        authenticate_account: AuthenticateAccount | None = None,
+        authorize_account: AuthorizeAccount | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, import_name, **kwargs)
         self.authenticate = authenticate
         self.authorize = authorize
+        self._order = _Kind(
+            subscribe=lambda asked, limit, sock: process_hub().subscribe(
+                asked.order_id, limit, sock
+            ),
+            read=self._read,
+            authorize=self.authorize,
+            catch_up=lambda asked, opening, resume: catch_up(
+                asked.order_id, _with_summary(asked, opening), resume, _waits_for_retry()
+            ),
+            ends_at_terminal=True,
+        )
         self.add_url_rule("/<order_id>/events", endpoint="stream", view_func=self.stream)
+        if authenticate_account is not None and authorize_account is not None:
+            self.authenticate_account = authenticate_account
+            self._account = _Kind(
+                subscribe=lambda asked, limit, sock: process_hub().subscribe_account(
+                    asked.order_id, limit, sock
+                ),
+                read=self._read_account,
+                authorize=authorize_account,
+                catch_up=lambda _asked, opening, _resume: account_catch_up(opening),
+                ends_at_terminal=False,
+            )
+            self.add_url_rule("/events", endpoint="account_stream", view_func=self.account_stream)
 
     @property
     def redis(self) -> redis.Redis:
@@ -114,30 +160,40 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         return publish(order_id, update)
 
     def stream(self, order_id: str) -> Response:
+        return self._admitted(lambda: self.authenticate(order_id), self._order)
+
+    def account_stream(self) -> Response:
+        """Every order of the caller's account, in one stream (never 204: it does not end
+        with an order)."""
+        return self._admitted(self.authenticate_account, self._account)
+
+    def _admitted(self, authenticate: Callable[[], StreamRequest], kind: _Kind) -> Response:
         admission: Admission = current_app.extensions["stream_admission"]
         try:
             with admission.opening_stream():
-                return self._open(admission, order_id)
+                return self._open(admission, authenticate, kind)
         except Overloaded:
             # Before any credential is checked: shedding must cost next to nothing.
             STREAMS_SHED.inc()
             return _come_back(admission.shed_retry_ms(), "overloaded")
 
-    def _open(self, admission: Admission, raw_order_id: str) -> Response:
-        asked = self.authenticate(raw_order_id)
+    def _open(
+        self, admission: Admission, authenticate: Callable[[], StreamRequest], kind: _Kind
+    ) -> Response:
+        asked = authenticate()
         sock = request.environ.get("gunicorn.socket")
         limit = current_app.config["SSE_QUEUE_LIMIT"]
         try:
             # Subscribed before anything is read: nothing published meanwhile is missed.
-            subscriber = process_hub().subscribe(asked.order_id, limit, sock)
+            subscriber = kind.subscribe(asked, limit, sock)
         except HubUnavailable as exc:
             return self._retry_later(admission, exc)
-        slot: Opening | None = None
+        slot: Any = None
         resume = _resume_from()
         try:
-            slot = opening = self._read(asked, resume)
-            self.authorize(asked, opening)
-            start = catch_up(asked.order_id, opening, resume, _waits_for_retry())
+            slot = opening = kind.read(asked, resume)
+            kind.authorize(asked, opening)
+            start = kind.catch_up(asked, opening, resume)
         except AlreadyFinished:
             _abandon(subscriber, slot)
             STREAM_RESUMES.labels("finished").inc()
@@ -148,12 +204,15 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         except BaseException:
             _abandon(subscriber, slot)
             raise
-        return self._serve(admission, asked, subscriber, start, _release_of(opening))
+        return self._serve(admission, asked, subscriber, start, _release_of(opening), kind)
 
     def _read(self, asked: StreamRequest, resume: EventId | None) -> Opening:
         quota: StreamQuota = current_app.extensions["stream_quota"]
-        resume_after = "{}-{}".format(*resume) if resume is not None else None
-        return read_opening(asked.order_id, resume_after, quota, asked.quota_key)
+        return read_opening(asked.order_id, _id_text(resume), quota, asked.quota_key)
+
+    def _read_account(self, asked: StreamRequest, resume: EventId | None) -> AccountOpening:
+        quota: StreamQuota = current_app.extensions["stream_quota"]
+        return read_account_opening(asked.order_id, _id_text(resume), quota, asked.quota_key)
 
     def _serve(
         self,
@@ -162,6 +221,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         subscriber: Subscriber,
         start: CatchUp,
         release: Callable[[], None] | None,
+        kind: _Kind,
     ) -> Response:
         config = current_app.config
         if _raw_last_event_id():
@@ -169,7 +229,13 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         heartbeat = float(config["SSE_HEARTBEAT_SECONDS"])
         stop_watching = watch(subscriber.sock, subscriber.poke)
         check_every = None if stop_watching or subscriber.sock is None else heartbeat / 2
-        limits = StreamLimits(heartbeat, asked.ends_at, check_every, admission.reconnect_retry_ms)
+        limits = StreamLimits(
+            heartbeat,
+            asked.ends_at,
+            check_every,
+            admission.reconnect_retry_ms,
+            ends_at_terminal=kind.ends_at_terminal,
+        )
         body = _stream_body(subscriber, start, limits, config["SSE_RETRY_MS"])
         response = Response(body, content_type="text/event-stream", headers=HEADERS)
         response.call_on_close(lambda: _release(admission, subscriber, stop_watching, release))
@@ -194,16 +260,28 @@ def _resume_from() -> EventId | None:
     return parse_event_id(_raw_last_event_id())
 
 
+def _with_summary(asked: StreamRequest, opening: Opening) -> Opening:
+    """The opening with what was ordered: a lookup that `authorize` just made (an order not
+    submitted yet) recorded it after the opening was read."""
+    if opening.summary is not None:
+        return opening
+    return dataclasses.replace(opening, summary=read_summary(asked.order_id))
+
+
+def _id_text(event_id: EventId | None) -> str | None:
+    return "{}-{}".format(*event_id) if event_id is not None else None
+
+
 def _waits_for_retry() -> bool:
     return request.args.get("waitForRetry") == "1"
 
 
-def _release_of(opening: Opening | None) -> Callable[[], None] | None:
+def _release_of(opening: Opening | AccountOpening | None) -> Callable[[], None] | None:
     slot = opening.slot if opening is not None else None
     return slot if callable(slot) else None
 
 
-def _abandon(subscriber: Subscriber, opening: Opening | None) -> None:
+def _abandon(subscriber: Subscriber, opening: Opening | AccountOpening | None) -> None:
     """A stream that will not be served: let go of its subscription and its slot."""
     process_hub().unsubscribe(subscriber)
     release = _release_of(opening)

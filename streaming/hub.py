@@ -212,8 +212,17 @@ class Hub:
 
     def subscribe(self, order_id: str, limit: int, sock: Any = None) -> Subscriber:
         """A confirmed subscription to `order_id`'s events."""
-        channel = keys.channel(order_id)
-        subscriber = Subscriber(order_id, channel, limit, sock)
+        return self.subscribe_channel(keys.channel(order_id), order_id, limit, sock)
+
+    def subscribe_account(self, account_id: str, limit: int, sock: Any = None) -> Subscriber:
+        """A confirmed subscription to the events of every order of `account_id`."""
+        return self.subscribe_channel(keys.account_channel(account_id), account_id, limit, sock)
+
+    def subscribe_channel(
+        self, channel: str, name: str, limit: int, sock: Any = None
+    ) -> Subscriber:
+        """A confirmed subscription to `channel` (`name`: whose it is, for the stream)."""
+        subscriber = Subscriber(name, channel, limit, sock)
         with self._lock:
             link = self._ensure_link()
             current = self._channels.get(channel, ())

@@ -21,6 +21,7 @@ from redis.client import Pipeline
 
 from notifier import keys, owners
 from notifier.connection import queue_script, run_pipeline
+from notifier.events import decode_summary
 from notifier.owners import OwnerRecord
 from notifier.scripts import LuaScript
 
@@ -44,6 +45,8 @@ class Opening:
     entries: list[tuple[str, dict[str, Any]]]
     #: The account's stream slot: None when not counted, False when none was left.
     slot: Release | bool | None = None
+    #: What was ordered, when a lookup read it.
+    summary: dict[str, Any] | None = None
 
 
 def read_opening(
@@ -66,7 +69,7 @@ def read_opening(
 
 
 def _decode(reply: list[Any], slot: Release | bool | None) -> Opening:
-    owner, unknown, payload, event_id, resumed, entries = reply
+    owner, unknown, payload, event_id, resumed, entries, summary = reply
     return Opening(
         owner=OwnerRecord(account_id=owner or None, unknown=bool(unknown), submitted=bool(payload)),
         current=json.loads(payload) if payload else None,
@@ -74,6 +77,7 @@ def _decode(reply: list[Any], slot: Release | bool | None) -> Opening:
         resumed=bool(resumed),
         entries=[(entry_id, _data(fields)) for entry_id, fields in entries],
         slot=slot,
+        summary=decode_summary(summary),
     )
 
 

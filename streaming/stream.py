@@ -66,9 +66,11 @@ def catch_up(
     if opening.resumed and resume_from is not None:
         return _replay(order_id, opening, resume_from, wait_for_retry)
     if opening.current is None:
-        frame = event_frame(SNAPSHOT_EVENT, None, encode_json(pending_snapshot(order_id)))
+        pending = pending_snapshot(order_id, opening.summary)
+        frame = event_frame(SNAPSHOT_EVENT, None, encode_json(pending))
         return CatchUp([frame], None, False)
-    body = build_snapshot(opening.current, [payload for _, payload in opening.entries])
+    history = [payload for _, payload in opening.entries]
+    body = build_snapshot(opening.current, history, opening.summary)
     frame = event_frame(SNAPSHOT_EVENT, opening.event_id, encode_json(body))
     finished = is_terminal(opening.current.get("stage"))
     return CatchUp([frame], parse_event_id(opening.event_id), finished)
@@ -102,6 +104,8 @@ class StreamLimits:
     check_every: float | None
     #: The `retry:` (ms) for a browser whose stream the server ends (shutdown, Redis lost).
     reconnect_retry_ms: Callable[[], int] | None = None
+    #: An order's stream ends after its terminal event; an account's goes on.
+    ends_at_terminal: bool = True
 
 
 def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iterator[bytes]:
@@ -126,13 +130,13 @@ def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iter
         wait = min(limits.heartbeat - (time.monotonic() - quiet_since), remaining)
         if limits.check_every is not None:
             wait = min(wait, limits.check_every)
-        fresh = _fresh(subscriber.take(max(0.0, wait)), last)
+        fresh = _fresh(subscriber.take(max(0.0, wait)), last, limits.ends_at_terminal)
         if fresh:
             # Everything that arrived while we slept, in one write: a burst costs one syscall.
             yield b"".join(frame.data for frame in fresh)
             _delivered(fresh)
             last, quiet_since = fresh[-1].event_id, time.monotonic()
-            if fresh[-1].terminal:
+            if fresh[-1].terminal and limits.ends_at_terminal:
                 subscriber.end("terminal")
                 return
         if _client_left(subscriber, limits):
@@ -148,15 +152,15 @@ def follow(subscriber: Subscriber, start: CatchUp, limits: StreamLimits) -> Iter
             quiet_since = time.monotonic()
 
 
-def _fresh(frames: list[Frame], last: EventId | None) -> list[Frame]:
+def _fresh(frames: list[Frame], last: EventId | None, to_terminal: bool = True) -> list[Frame]:
     """The frames not sent yet (not at or below `last`, i.e. not in the catch-up), up to and
-    including a terminal one."""
+    including a terminal one when the stream ends there."""
     fresh = []
     for frame in frames:
         if last is not None and frame.event_id <= last:
             continue
         fresh.append(frame)
-        if frame.terminal:
+        if frame.terminal and to_terminal:
             break
     return fresh
 

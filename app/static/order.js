@@ -33,6 +33,7 @@ if (root) {
 function onEvent(event) {
   switch (event.type) {
     case "order.snapshot":
+      if (event.data.order) showSummary(event.data.order);
       page.events = (event.data.history || []).slice();
       page.ids = page.events.map((e) => e.eventId || null);
       page.lastEventId = event.id;
@@ -150,6 +151,23 @@ function describe(event) {
 function clock(timestamp) {
   const date = new Date(timestamp);
   return isNaN(date) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function showSummary(order) {
+  // What was ordered, from the ownership lookup's one read (no call of its own).
+  page.summary = order;
+  if (order.number) document.querySelector(".order-number").textContent = "Order " + order.number;
+  const placed = document.getElementById("placed");
+  placed.textContent = order.placed ? new Date(order.placed + "T00:00:00").toLocaleDateString() : "";
+  placed.dateTime = order.placed || "";
+  document.getElementById("items").replaceChildren(...(order.items || []).map((item) => {
+    const li = document.createElement("li");
+    li.textContent = item.quantity > 1 ? item.quantity + " × " + item.name : item.name;
+    return li;
+  }));
+  const total = document.getElementById("total");
+  total.textContent = order.total == null ? "" : order.total.toFixed(2);
+  document.getElementById("summary").hidden = false;
 }
 
 function showConnection(text) {

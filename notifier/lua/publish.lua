@@ -6,6 +6,8 @@
 -- KEYS[1]: the order's state hash
 -- KEYS[2]: the order's history stream
 -- KEYS[3]: the set of non-terminal orders, scored by their last update (ms)
+-- KEYS[4..]: the owning account's event log and order index, when the caller knew the owner
+--   (read with the state): the account stream gets the update in the same step
 -- ARGV[1]: the sequence number the caller read
 -- ARGV[2]: the payload (JSON)
 -- ARGV[3]: the order's channel
@@ -18,6 +20,7 @@
 -- ARGV[10]: the order's progress after this update
 -- ARGV[11]: the id of the outside event this update answers ('' for none): an event already
 --   answered is refused, so a redelivered event never starts anything twice
+-- ARGV[12]: the owning account's channel ('' when the caller knew no owner)
 -- Returns the event id; false (nil) when the sequence moved on (the caller reads again); or
 -- '!duplicate' when the outside event was answered before.
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
@@ -40,4 +43,17 @@ if ttl > 0 then
 end
 redis.call('PUBLISH', ARGV[3],
   '{"data":' .. ARGV[2] .. ',"id":"' .. id .. '","type":"' .. ARGV[9] .. '"}')
+if #KEYS > 3 then
+  -- The payload with its id in the order's stream, for pages that joined a snapshot.
+  local tagged = '{"eventId":"' .. id .. '",' .. string.sub(ARGV[2], 2)
+  -- Room for about fifty orders' histories: a resuming account stream rarely needs more.
+  local cursor = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4] * 50, '*', 'data', tagged)
+  redis.call('ZADD', KEYS[5], 'NX', ARGV[7], ARGV[8])
+  if ttl > 0 then
+    redis.call('EXPIRE', KEYS[4], ttl)
+    redis.call('EXPIRE', KEYS[5], ttl)
+  end
+  redis.call('PUBLISH', ARGV[12],
+    '{"data":' .. tagged .. ',"id":"' .. cursor .. '","type":"' .. ARGV[9] .. '"}')
+end
 return id

@@ -49,9 +49,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def site(sandbox, worker, tmp_path_factory) -> Iterator[WebProcess]:
-    """The web process the browser talks to, and the listener that starts the demo orders the
-    page approves (as under `make run`); the worker and sandbox run in the test process."""
+def demo_listener(sandbox, worker, tmp_path_factory) -> Iterator[ListenerProcess]:
+    """The listener that starts the demo orders the page approves (as under `make run`); the
+    worker and sandbox run in the test process."""
     from app.dev import DEMO_ACCOUNT
     from sandbox.client import SandboxClient
 
@@ -60,11 +60,17 @@ def site(sandbox, worker, tmp_path_factory) -> Iterator[WebProcess]:
     condition = f"Approved__c = true AND AccountId = '{DEMO_ACCOUNT}'"
     env = {**os.environ, "SALESFORCE_APPROVED_CONDITION": condition, "LOG_FORMAT": "text"}
     listener = ListenerProcess.start(env, log_file=tmp_path_factory.mktemp("listener") / "log")
-    web = start_web(SSE_HEARTBEAT_SECONDS="2")
     listener.wait_subscribed()
+    yield listener
+    listener.stop()
+
+
+@pytest.fixture(scope="module")
+def site(demo_listener) -> Iterator[WebProcess]:
+    """The web process the browser talks to, with the demo listener running."""
+    web = start_web(SSE_HEARTBEAT_SECONDS="2")
     yield web
     web.stop()
-    listener.stop()
 
 
 @pytest.fixture

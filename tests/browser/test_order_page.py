@@ -65,6 +65,13 @@ def test_the_page_follows_an_order_to_completed_live(context, site):
     assert page_stages(page) == history_stages(order_id)
     assert page.locator("#current").get_attribute("aria-live") == "polite"
 
+    # What was ordered, above the timeline: the order number Salesforce shows, its products.
+    summary = read_snapshot(order_id).body["order"]
+    assert page.inner_text(".order-number") == f"Order {summary['number']}"
+    assert page.locator("#summary").is_visible()
+    items = page.locator("#items li").all_inner_texts()
+    assert len(items) == len(summary["items"]) and summary["items"][0]["name"] in items[0]
+
     # No polling: one read of the order (its snapshot, joined to the shared account stream,
     # which the SharedWorker holds out of the page's sight), one connection, no repeating timer.
     api = [r for r in requests if "/api/orders/" in r]

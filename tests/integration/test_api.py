@@ -175,10 +175,17 @@ def test_orders_not_started_yet_answer_an_empty_snapshot(client, tokens, sandbox
     # Known to Salesforce but never submitted: the owner and the service both see it waiting.
     fresh = sandbox_client.create_order()
     pending = {"orderId": fresh["orderId"], "stage": None, "status": None, "history": []}
+    calls = sandbox_client.api_calls()
     for token in (tokens.customer(fresh["accountId"]), tokens.service()):
         response = client.get(f"/api/orders/{fresh['orderId']}", headers=tokens.headers(token))
         assert response.status_code == 200
-        assert response.json == pending
+        body = dict(response.json)
+        # What was ordered came with the ownership lookup's one read: no call of its own.
+        summary = body.pop("order")
+        assert body == pending
+        assert summary["number"] == fresh["orderNumber"] and summary["items"]
+        assert all(item["quantity"] >= 1 and item["name"] for item in summary["items"])
+    assert sandbox_client.api_calls() - calls == 1
 
 
 def test_tokens_never_appear_in_error_messages(client, tokens, order, caplog):

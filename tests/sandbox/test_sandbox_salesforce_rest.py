@@ -162,6 +162,24 @@ def test_order_item_query_nests_the_product(sf: Any, control: Any) -> None:
     assert sf.query_all(soql)["totalSize"] == 2
 
 
+def test_an_order_query_nests_its_items_with_a_subquery(sf: Any, control: Any) -> None:
+    created = control.new_order(products=["FIBRE-500", {"code": "STATIC-IP", "quantity": 2}])
+    soql = format_soql(
+        "SELECT Id, OrderNumber, (SELECT Quantity, UnitPrice, Product2.Name FROM OrderItems) "
+        "FROM Order WHERE Id = {}",
+        created["orderId"],
+    )
+    (order,) = sf.query(soql)["records"]
+    assert list(order) == ["attributes", "Id", "OrderNumber", "OrderItems"]
+    items = order["OrderItems"]
+    assert (items["totalSize"], items["done"]) == (2, True)
+    assert [(i["Quantity"], i["Product2"]["Name"]) for i in items["records"]] == [
+        (1.0, "Fibre 500 Mbps"),
+        (2.0, "Static IPv4 address"),
+    ]
+    assert items["records"][0]["attributes"]["type"] == "OrderItem"
+
+
 def test_order_query_by_id_and_other_filters(sf: Any, control: Any) -> None:
     first = control.new_order()
     control.new_order(accountId=first["accountId"])
@@ -233,6 +251,9 @@ def test_query_null_relationship_and_like(
         ("SELECT Id FROM Order WHERE Id = 'nope'", "INVALID_QUERY_FILTER_OPERATOR"),
         ("SELECT Id FROM OrderItem WHERE Quantity = '1'", "MALFORMED_QUERY"),
         ("SELECT Id, id FROM Order", "MALFORMED_QUERY"),
+        ("SELECT Id, (SELECT Id FROM Bogus) FROM Order", "INVALID_TYPE"),
+        ("SELECT Id, (SELECT Bogus__c FROM OrderItems) FROM Order", "INVALID_FIELD"),
+        ("SELECT Id, (SELECT Id FROM OrderItems FROM Order", "MALFORMED_QUERY"),
     ],
 )
 def test_query_errors(sf: Any, soql: str, code: str) -> None:
