@@ -45,8 +45,10 @@ function onEvent(event) {
   }
 }
 
-function update(order) {
-  const known = orders.has(order.orderId);
+function update(update) {
+  const known = orders.has(update.orderId);
+  // Updates do not repeat what was ordered: keep the list's summary.
+  const order = known ? { order: orders.get(update.orderId).order, ...update } : update;
   if (!known) {
     const rest = Array.from(orders);
     orders.clear();
@@ -81,14 +83,16 @@ function drawRow(order) {
   row.dataset.orderId = order.orderId;
   const link = row.querySelector(".order-link");
   link.href = "/orders/" + encodeURIComponent(order.orderId);
-  link.textContent = order.orderId;
   fillRow(row, order);
   return row;
 }
 
 function fillRow(row, order) {
   const stage = order.stage || "placed";
+  const summary = order.order || {};
   row.dataset.stage = stage;
+  row.querySelector(".order-link").textContent = summary.number ? "Order " + summary.number : order.orderId;
+  row.querySelector(".items").textContent = (summary.items || []).map(itemText).join(", ");
   row.querySelector(".stage").textContent = LABELS[stage] || "Placed";
   const done = stepsDone(order);
   STEPS.forEach((step, index) => {
@@ -104,6 +108,10 @@ function fillRow(row, order) {
   when.textContent = date && !isNaN(date) ? date.toLocaleString([], format) : "";
   if (when.textContent) when.setAttribute("datetime", order.timestamp);
   else when.removeAttribute("datetime");
+}
+
+function itemText(item) {
+  return item.quantity > 1 ? item.quantity + " × " + item.name : item.name;
 }
 
 function detail(order) {
