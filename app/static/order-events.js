@@ -309,6 +309,9 @@ class Hub {
     if (!this.listeners.size) return;
     if (message.type === "status") {
       this.state = message.state;
+      // A holder's position comes after the events it sent, so one past ours is a holder that
+      // took over with events that never reached this tab: its subscriptions read again.
+      if (this.cursor && isAfter(message.cursor, this.cursor)) message = { ...message, missed: true };
       if (isAfter(message.cursor, this.cursor)) this.cursor = message.cursor;
     } else if (message.type === "event") {
       // After a hand-over the new holder may replay what the old one had passed on.
@@ -363,6 +366,14 @@ function pickTransport(hub, failedMode = null) {
   return new DirectTransport(hub);
 }
 
+function workerName(scope) {
+  return PROTOCOL + "/" + scope;
+}
+
+function workerLock(scope) {
+  return PROTOCOL + "/worker/" + scope;
+}
+
 function tabId() {
   return globalThis.crypto && crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2);
 }
@@ -375,7 +386,7 @@ class WorkerTransport {
     this.hub = hub;
     this.id = tabId();
     const url = new URL(import.meta.url);
-    this.worker = new SharedWorker(url, { type: "module", name: PROTOCOL + "/" + hub.scope });
+    this.worker = new SharedWorker(url, { type: "module", name: workerName(hub.scope) });
     this.worker.onerror = () => hub.fallBack(this); // no module workers, or the script failed
     this.port = this.worker.port;
     this.port.onmessage = (event) => this.onMessage(event.data);
@@ -415,6 +426,7 @@ class WorkerTransport {
   }
 
   onMessage(message) {
+    this.watchWorker();
     if (message.type === "unsupported") return this.hub.fallBack(this);
     if (message.type === "ticket?") return this.answerTicket(message.id);
     if (message.type === "note") {
@@ -422,6 +434,15 @@ class WorkerTransport {
       return note(message.reason);
     }
     this.hub.receive(message);
+  }
+
+  watchWorker() {
+    // A browser may stop a shared worker while its tabs live on. The worker holds a lock for
+    // its whole life (and answers no tab before it does): a tab granted it knows the worker is
+    // gone, and takes the connection over the leader's way, from the last id it received.
+    if (this.watching || !navigator.locks) return;
+    this.watching = true;
+    navigator.locks.request(workerLock(this.hub.scope), () => this.hub.fallBack(this));
   }
 
   async answerTicket(id) {
@@ -542,6 +563,17 @@ function runWorker() {
   let connection = null;
   let nextTicketId = 1;
 
+  // The lock the tabs wait on to learn that this worker is gone; no tab hears from it before
+  // it holds the lock (a tab asking first would be granted it at once).
+  const locks = self.navigator.locks;
+  const scope = self.name.slice(workerName("").length);
+  const held = locks ? new Promise((resolve) => {
+    locks.request(workerLock(scope), () => {
+      resolve();
+      return new Promise(() => {});
+    });
+  }) : Promise.resolve();
+
   const wanting = () => Array.from(tabs).filter(([, tab]) => tab.want);
   const sendAll = (message) => { for (const [port] of wanting()) port.postMessage(message); };
 
@@ -560,7 +592,8 @@ function runWorker() {
   function handNote(reason) {
     // One tab reports it (the newest still following), so nothing is counted twice.
     const newest = wanting().pop();
-    if (newest) newest[0].postMessage({ type: "note", reason, ticket: connection && connection.ticket });
+    const ticket = connection && connection.ticket;
+    if (newest) newest[0].postMessage({ type: "note", reason, ticket });
   }
 
   function askTicket() {
@@ -608,7 +641,6 @@ function runWorker() {
     if (message.type === "hello") {
       if (typeof EventSource !== "function") return port.postMessage({ type: "unsupported" });
       tabs.set(port, { auth: message.auth, want: false });
-      const locks = self.navigator.locks;
       if (locks) locks.request(PROTOCOL + "/tab/" + message.tab, () => leave(port));
       wants(port, message.want);
     } else if (message.type === "want" && tab) {
@@ -622,7 +654,7 @@ function runWorker() {
 
   self.onconnect = (event) => {
     const port = event.ports[0];
-    port.onmessage = (message) => onMessage(port, message.data);
+    port.onmessage = (message) => held.then(() => onMessage(port, message.data));
     port.start();
   };
 }
@@ -679,6 +711,7 @@ class Follower {
   receive(message) {
     if (this.ended) return;
     if (message.type === "status") {
+      if (message.missed && this.phase === "live") this.join();
       if (message.state !== this.state) {
         this.state = message.state;
         if (message.state === "signed-out") return this.end("signed-out");
