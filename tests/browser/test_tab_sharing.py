@@ -144,6 +144,39 @@ def test_a_shared_worker_holds_one_stream_for_eight_tabs(context, site, sandbox_
     wait_until(lambda: streams_open(site) == 0)  # every order done: nothing left to follow
 
 
+def stop_shared_workers(browser, site) -> None:
+    """Stop the site's shared worker from outside, as a browser may (Chrome on Android warns it
+    might stop one while its tabs live on)."""
+    cdp = browser.new_browser_cdp_session()
+    try:
+        targets = cdp.send("Target.getTargets")["targetInfos"]
+        workers = [t for t in targets if t["type"] == "shared_worker" and site.url in t["url"]]
+        assert workers
+        for worker in workers:
+            cdp.send("Target.closeTarget", {"targetId": worker["targetId"]})
+    finally:
+        cdp.detach()
+
+
+def test_when_the_shared_worker_is_stopped_a_tab_takes_the_stream_over(
+    browser, context, site, sandbox_client, tokens
+):
+    orders = new_orders(sandbox_client)
+    with watching_streams(site) as gauge:
+        tabs = open_tabs(context, site, orders)
+        wait_until(lambda: streams_open(site) == 1)
+
+        start(site, tokens, sandbox_client, orders)
+        wait_all_activating(tabs)
+        assert none_completed(orders)
+        stop_shared_workers(browser, site)
+        # Every tab learns it from the lock the worker held; one leads, from its last event id.
+        wait_until(lambda: sorted(sharing(tabs)) == ["follower"] * 7 + ["leader"], timeout=10)
+        finish_and_compare(tabs)
+
+    assert gauge.most <= 2  # the worker's stream, closing, beside the leader's
+
+
 def test_without_shared_worker_a_leader_tab_holds_the_stream_and_hands_it_over(
     context, site, sandbox_client, tokens
 ):
