@@ -680,6 +680,7 @@ class Follower {
     this.phase = "waiting"; // waiting -> joining -> live (-> joining again to resync)
     this.buffer = [];
     this.state = null;
+    this.rejoin = false; // events were lost while the state was being read: read it again
     this.ended = false;
     this.retryTimer = null;
     this.backoff = new Backoff();
@@ -712,6 +713,7 @@ class Follower {
     if (this.ended) return;
     if (message.type === "status") {
       if (message.missed && this.phase === "live") this.join();
+      else if (message.missed && this.phase === "joining") this.rejoin = true;
       if (message.state !== this.state) {
         this.state = message.state;
         if (message.state === "signed-out") return this.end("signed-out");
@@ -743,7 +745,10 @@ class Follower {
       return;
     }
     if (this.ended) return;
-    if (this.joined(body) === false) return this.join();
+    if (this.rejoin || this.joined(body) === false) {
+      this.rejoin = false;
+      return this.join();
+    }
     this.phase = "live";
     const buffered = this.buffer;
     this.buffer = [];
