@@ -118,7 +118,8 @@ def test_the_compose_file_publishes_only_on_loopback_and_keeps_dev_tools_off():
         str(port) for service in compose["services"].values() for port in service.get("ports", [])
     ]
     assert published and all(port.startswith("127.0.0.1:") for port in published)
-    assert compose["services"]["web"]["environment"]["DEV_TOOLS"] == "${DEV_TOOLS:-false}"
+    for web in ("web-a", "web-b"):
+        assert compose["services"][web]["environment"]["DEV_TOOLS"] == "${DEV_TOOLS:-false}"
 
 
 @pytest.mark.parametrize(
