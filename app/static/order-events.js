@@ -827,8 +827,10 @@ class OrdersFollower extends Follower {
   }
 
   deliver(update) {
+    // A snapshot's entry for an order not started yet has no event: nothing happened to it.
+    if (!update.eventId) return;
     const seen = this.seen.get(update.orderId);
-    if (update.eventId && seen && !isAfter(update.eventId, seen)) return;
+    if (seen && !isAfter(update.eventId, seen)) return;
     this.seen.set(update.orderId, update.eventId || seen || null);
     this.emit({ type: "order.update", data: update, id: update.eventId || null });
   }

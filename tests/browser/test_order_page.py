@@ -82,6 +82,8 @@ def test_the_page_follows_an_order_to_completed_live(context, site):
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.screenshot(path=str(SCREENSHOT.with_name("order-page-phone.png")), full_page=True)
 
 
 def test_a_failed_order_shows_the_reason(context, site):

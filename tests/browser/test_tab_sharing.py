@@ -12,6 +12,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,6 +22,7 @@ from tests.browser.test_order_page import history_stages, page_stages, sign_in, 
 from tests.helpers import sample, wait_until
 
 pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 NO_SHARED_WORKER = "delete window.SharedWorker;"
 NO_WEB_LOCKS = "delete window.SharedWorker; delete Navigator.prototype.locks;"
@@ -245,3 +247,6 @@ def test_the_orders_page_shows_three_orders_advancing_at_once(
     first_done = next(i for i, u in enumerate(updates) if u["stage"] == "completed")
     assert {u["orderId"] for u in updates[:first_done] if u["stage"] == "activating"} == set(orders)
     assert gauge.most == 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.screenshot(path=str(SCREENSHOTS / "orders-page-phone.png"), full_page=True)
