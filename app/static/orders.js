@@ -3,6 +3,7 @@
 //
 // The list comes from GET /api/orders once the shared stream is open; each update then moves
 // its order's row on, and an order placed meanwhile comes in at the top. No polling.
+import { STATUS, failureReason } from "./order-copy.js";
 import { healthNoted, reportHealth, sharingMode, subscribeToOrders } from "./order-events.js";
 
 const root = document.getElementById("orders");
@@ -65,8 +66,8 @@ function update(update) {
 // --- drawing --------------------------------------------------------------------------
 
 const LABELS = {
-  queued: "Received", activating: "Activating", provisioning: "Setting up", retrying: "Retrying",
-  completed: "Completed", failed: "Failed",
+  queued: "Received", activating: "Getting ready", provisioning: "Setting up", retrying: "Trying again",
+  completed: "Completed", failed: "Not completed",
 };
 // The order page's four steps: how many are done at each stage (the next is under way).
 const DONE = { queued: 1, activating: 2, provisioning: 2, completed: 4 };
@@ -115,12 +116,10 @@ function itemText(item) {
 }
 
 function detail(order) {
-  if (!order.stage) return "Waiting for fulfillment to start";
-  if (order.stage === "failed") return "Reason: " + ((order.error && order.error.message) || "unknown");
-  if (order.stage === "completed" && order.whmcs) {
-    return "Service active. WHMCS order " + order.whmcs.orderId;
-  }
-  return order.message || "";
+  // The customer's words (order-copy.js), never the event's operator message.
+  if (!order.stage) return STATUS.placed;
+  if (order.stage === "failed") return STATUS.failed + ". " + failureReason(order.error);
+  return STATUS[order.stage] || "";
 }
 
 function summarize() {
