@@ -30,6 +30,8 @@ export const STEPS = {
 };
 export const RESULT_DONE_TITLE = "Your service is active";
 export const RESULT_FAILED_TITLE = "Not completed";
+/** The step a failure stopped at. */
+export const STOPPED_DETAIL = "This is where it stopped";
 
 /** Screen-reader text for a step's state (shown to nobody else). */
 export const STATE_TEXT = { done: "completed", current: "in progress", pending: "not started", stopped: "stopped", failed: "stopped" };

@@ -5,7 +5,7 @@
 // resumes it after a drop, renews tickets, and ends the subscription at `completed`; a failed
 // order stays followed, so an operator retry's new run shows up on the same page.
 import {
-  RESULT_DONE_TITLE, RESULT_FAILED_TITLE, STATE_TEXT, STATUS, STEPS,
+  RESULT_DONE_TITLE, RESULT_FAILED_TITLE, STATE_TEXT, STATUS, STEPS, STOPPED_DETAIL,
   failureNext, failureReason, orderReference, triedAgain,
 } from "./order-copy.js";
 import { healthNoted, reportHealth, sharingMode, subscribeToOrder } from "./order-events.js";
@@ -186,6 +186,7 @@ function showFailed(event) {
   li.className = "step stopped";
   li.removeAttribute("aria-current");
   li.querySelector(".state").textContent = STATE_TEXT.stopped;
+  setText(li.querySelector(".detail"), STOPPED_DETAIL);
   setStep("result", "failed", event);
   const result = els.steps.result;
   setText(result.querySelector("h2"), RESULT_FAILED_TITLE);

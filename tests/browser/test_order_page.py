@@ -123,6 +123,7 @@ def test_a_failed_order_shows_the_reason(context, site):
     stopped = page.locator("#timeline .step.stopped")
     assert stopped.get_attribute("data-step") == "provisioning"
     assert stopped.locator(".state").text_content() == "stopped"
+    assert stopped.locator(".detail").inner_text() == "This is where it stopped"
     assert page.locator("#timeline [aria-current]").count() == 0
     assert_customer_words(page)
 
