@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_order_page import place_order, sign_in
+from tests.browser.test_order_page import place_order, sign_in, wait_for_result
 
 pytestmark = pytest.mark.browser
 
@@ -94,6 +94,13 @@ def test_the_steps_tell_screen_readers_their_state(context, site):
     box = page.locator("#timeline [data-step=queued] .state").bounding_box()
     assert box is not None and box["width"] <= 1 and box["height"] <= 1  # but not on screen
 
+    # Finished: every step completed, none current (and no order left running for the next
+    # test, whose slow scenario's faults it would take).
+    wait_for_result(page)
+    states = page.locator("#timeline .state").all_text_contents()
+    assert states == ["completed"] * 4
+    assert page.locator("#timeline [aria-current]").count() == 0
+
 
 def test_the_demo_form_has_thumb_sized_targets_and_a_pending_button(context, site):
     page = context.new_page()
@@ -121,3 +128,4 @@ def test_the_demo_form_has_thumb_sized_targets_and_a_pending_button(context, sit
     place_order(page)
     seen = page.evaluate("JSON.parse(sessionStorage.getItem('seen'))")
     assert ["Placing your order…", True, "true"] in seen, seen
+    wait_for_result(page)  # nothing left running for the next test
