@@ -73,3 +73,10 @@ export function orderReference(summary, orderId) {
 export function triedAgain(count) {
   return "Tried again " + (count === 1 ? "once" : count + " times");
 }
+
+/** The signed-out notice and status line: a lapsed session, or a visitor to sign in. */
+export function signedOut(hadCredential, what) {
+  return hadCredential
+    ? { why: "Your session has ended. Sign in again to see " + what + ".", status: "Signed out" }
+    : { why: "Sign in to see " + what + ".", status: "Not signed in" };
+}

@@ -6,9 +6,9 @@
 // order stays followed, so an operator retry's new run shows up on the same page.
 import {
   RESULT_DONE_TITLE, RESULT_FAILED_TITLE, STATE_TEXT, STATUS, STEPS, STOPPED_DETAIL,
-  failureNext, failureReason, orderReference, triedAgain,
+  failureNext, failureReason, orderReference, signedOut, triedAgain,
 } from "./order-copy.js";
-import { healthNoted, reportHealth, sharingMode, subscribeToOrder } from "./order-events.js";
+import { hadCredential, healthNoted, reportHealth, sharingMode, subscribeToOrder } from "./order-events.js";
 
 const root = document.getElementById("order");
 const els = root && {
@@ -240,20 +240,9 @@ function showNotFound() {
 function showSignedOut() {
   page.finished = true;
   showConnection(null);
-  // A token this page was given (a cookie or the portal's) has lapsed; else nobody signed in.
-  const had = root.dataset.auth === "cookie" || hasPortalToken();
-  els.signedOut.querySelector(".why").textContent = had
-    ? "Your session has ended. Sign in again to see your order."
-    : "Sign in to see your order.";
+  const words = signedOut(hadCredential(root.dataset.auth), "your order");
+  els.signedOut.querySelector(".why").textContent = words.why;
   els.signedOut.hidden = false;
   els.timeline.hidden = true;
-  els.current.textContent = had ? "Signed out" : "Not signed in";
-}
-
-function hasPortalToken() {
-  try {
-    return Boolean(sessionStorage.getItem("access_token"));
-  } catch (error) {
-    return false;
-  }
+  els.current.textContent = words.status;
 }

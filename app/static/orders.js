@@ -3,8 +3,8 @@
 //
 // The list comes from GET /api/orders once the shared stream is open; each update then moves
 // its order's row on, and an order placed meanwhile comes in at the top. No polling.
-import { STATUS, failureReason } from "./order-copy.js";
-import { healthNoted, reportHealth, sharingMode, subscribeToOrders } from "./order-events.js";
+import { STATUS, failureReason, signedOut } from "./order-copy.js";
+import { hadCredential, healthNoted, reportHealth, sharingMode, subscribeToOrders } from "./order-events.js";
 
 const root = document.getElementById("orders");
 const els = root && {
@@ -41,8 +41,7 @@ function onEvent(event) {
     case "end":
       root.dataset.state = "ended";
       showConnection(null);
-      els.signedOut.hidden = false;
-      els.summary.textContent = "Not signed in";
+      return showSignedOut();
   }
 }
 
@@ -131,6 +130,13 @@ function summarize() {
     const count = all.length === 1 ? "1 order" : all.length + " orders";
     els.summary.textContent = count + (moving ? ", " + moving + " in progress" : "");
   }
+}
+
+function showSignedOut() {
+  const words = signedOut(hadCredential(root.dataset.auth), "your orders");
+  els.signedOut.querySelector(".why").textContent = words.why;
+  els.signedOut.hidden = false;
+  els.summary.textContent = words.status;
 }
 
 function showConnection(text) {

@@ -129,3 +129,22 @@ def test_the_demo_form_has_thumb_sized_targets_and_a_pending_button(context, sit
     seen = page.evaluate("JSON.parse(sessionStorage.getItem('seen'))")
     assert ["Placing your order…", True, "true"] in seen, seen
     wait_for_result(page)  # nothing left running for the next test
+
+
+def test_the_orders_page_asks_a_visitor_to_sign_in_and_comes_back(browser, site):
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(f"{site.url}/orders")
+
+        notice = page.locator("#signed-out")
+        expect(notice).to_be_visible()
+        assert notice.locator(".why").inner_text() == "Sign in to see your orders."
+
+        notice.locator("a").click()
+        page.click("#sign-in")
+        page.wait_for_url(f"{site.url}/orders")
+        expect(page.locator("#orders")).to_have_attribute("data-state", "live")
+        assert page.locator("#signed-out").is_hidden()
+    finally:
+        ctx.close()

@@ -304,6 +304,8 @@ def test_a_token_past_its_expiry_asks_for_one_ticket_and_says_so(browser, site, 
     page.goto(f"{site.url}/orders/{order['orderId']}")
 
     page.wait_for_selector("#signed-out", state="visible")
+    # The portal's token lapsed: not a visitor who never signed in.
+    assert page.inner_text("#signed-out .why").startswith("Your session has ended.")
     page.wait_for_timeout(3000)  # long enough for a looping page to have asked again
     assert sum(url.endswith("/stream-ticket") for url in asked) == 1
     assert not any("/events" in url for url in asked)
