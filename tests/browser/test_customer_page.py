@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -41,27 +44,35 @@ def test_a_malformed_order_id_gets_a_page_not_json(context, site):
     expect(page.locator("main .notice a")).to_have_attribute("href", "/orders")
 
 
-def test_a_visitor_who_never_signed_in_is_asked_to_and_comes_back(browser, site, sandbox_client):
-    from app.dev import DEMO_ACCOUNT
-
-    order_id = sandbox_client.create_order(account_id=DEMO_ACCOUNT)["orderId"]  # not submitted
+@contextmanager
+def signed_in_from_the_notice(browser, site, path: str, why: str) -> Iterator[Any]:
+    """A visitor who never signed in opens `path`, is asked to, signs in from the notice's
+    link and is back on `path`: the page, for the caller to check."""
     ctx = browser.new_context()
     try:
         page = ctx.new_page()
-        page.goto(f"{site.url}/orders/{order_id}")
-
+        page.goto(site.url + path)
         notice = page.locator("#signed-out")
         expect(notice).to_be_visible()
-        assert notice.locator(".why").inner_text() == "Sign in to see your order."
+        assert notice.locator(".why").inner_text() == why
         assert "session" not in notice.inner_text()
 
         notice.locator("a").click()
         page.click("#sign-in")
-        page.wait_for_url(f"{site.url}/orders/{order_id}")
-        expect(page.locator("#current")).to_have_text(re.compile(r"^Order placed"))
+        page.wait_for_url(site.url + path)
+        yield page
         assert page.locator("#signed-out").is_hidden()
     finally:
         ctx.close()
+
+
+def test_a_visitor_who_never_signed_in_is_asked_to_and_comes_back(browser, site, sandbox_client):
+    from app.dev import DEMO_ACCOUNT
+
+    order_id = sandbox_client.create_order(account_id=DEMO_ACCOUNT)["orderId"]  # not submitted
+    why = "Sign in to see your order."
+    with signed_in_from_the_notice(browser, site, f"/orders/{order_id}", why) as page:
+        expect(page.locator("#current")).to_have_text(re.compile(r"^Order placed"))
 
 
 def test_without_javascript_the_page_says_it_needs_it(browser, site, order):
@@ -132,19 +143,5 @@ def test_the_demo_form_has_thumb_sized_targets_and_a_pending_button(context, sit
 
 
 def test_the_orders_page_asks_a_visitor_to_sign_in_and_comes_back(browser, site):
-    ctx = browser.new_context()
-    try:
-        page = ctx.new_page()
-        page.goto(f"{site.url}/orders")
-
-        notice = page.locator("#signed-out")
-        expect(notice).to_be_visible()
-        assert notice.locator(".why").inner_text() == "Sign in to see your orders."
-
-        notice.locator("a").click()
-        page.click("#sign-in")
-        page.wait_for_url(f"{site.url}/orders")
+    with signed_in_from_the_notice(browser, site, "/orders", "Sign in to see your orders.") as page:
         expect(page.locator("#orders")).to_have_attribute("data-state", "live")
-        assert page.locator("#signed-out").is_hidden()
-    finally:
-        ctx.close()
