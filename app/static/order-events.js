@@ -89,6 +89,12 @@ function customerToken() {
   }
 }
 
+/** Whether the page was given a credential (the cookie, or a portal's token), which has now
+ * lapsed if the stream says signed-out; false for a visitor who never signed in. */
+export function hadCredential(auth) {
+  return auth === "cookie" || Boolean(customerToken());
+}
+
 function bearerHeaders(auth) {
   const token = auth === "ticket" ? customerToken() : null;
   return token ? { Authorization: "Bearer " + token } : {};

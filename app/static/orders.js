@@ -3,7 +3,8 @@
 //
 // The list comes from GET /api/orders once the shared stream is open; each update then moves
 // its order's row on, and an order placed meanwhile comes in at the top. No polling.
-import { healthNoted, reportHealth, sharingMode, subscribeToOrders } from "./order-events.js";
+import { STATUS, failureReason, signedOut } from "./order-copy.js";
+import { hadCredential, healthNoted, reportHealth, sharingMode, subscribeToOrders } from "./order-events.js";
 
 const root = document.getElementById("orders");
 const els = root && {
@@ -40,8 +41,7 @@ function onEvent(event) {
     case "end":
       root.dataset.state = "ended";
       showConnection(null);
-      els.signedOut.hidden = false;
-      els.summary.textContent = "Not signed in";
+      return showSignedOut();
   }
 }
 
@@ -65,8 +65,8 @@ function update(update) {
 // --- drawing --------------------------------------------------------------------------
 
 const LABELS = {
-  queued: "Received", activating: "Activating", provisioning: "Setting up", retrying: "Retrying",
-  completed: "Completed", failed: "Failed",
+  queued: "Received", activating: "Getting ready", provisioning: "Setting up", retrying: "Trying again",
+  completed: "Completed", failed: "Not completed",
 };
 // The order page's four steps: how many are done at each stage (the next is under way).
 const DONE = { queued: 1, activating: 2, provisioning: 2, completed: 4 };
@@ -115,12 +115,10 @@ function itemText(item) {
 }
 
 function detail(order) {
-  if (!order.stage) return "Waiting for fulfillment to start";
-  if (order.stage === "failed") return "Reason: " + ((order.error && order.error.message) || "unknown");
-  if (order.stage === "completed" && order.whmcs) {
-    return "Service active. WHMCS order " + order.whmcs.orderId;
-  }
-  return order.message || "";
+  // The customer's words (order-copy.js), never the event's operator message.
+  if (!order.stage) return STATUS.placed;
+  if (order.stage === "failed") return STATUS.failed + ". " + failureReason(order.error);
+  return STATUS[order.stage] || "";
 }
 
 function summarize() {
@@ -132,6 +130,13 @@ function summarize() {
     const count = all.length === 1 ? "1 order" : all.length + " orders";
     els.summary.textContent = count + (moving ? ", " + moving + " in progress" : "");
   }
+}
+
+function showSignedOut() {
+  const words = signedOut(hadCredential(root.dataset.auth), "your orders");
+  els.signedOut.querySelector(".why").textContent = words.why;
+  els.signedOut.hidden = false;
+  els.summary.textContent = words.status;
 }
 
 function showConnection(text) {

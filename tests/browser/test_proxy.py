@@ -146,7 +146,7 @@ def test_eight_tabs_over_http2_all_follow_their_orders_live(
     for page in pages:
         wait_for_result(page)
     for number, page in enumerate(pages):
-        assert page.inner_text("#current") == "Completed: your service is active"
+        assert page.inner_text("#current") == "All done — your order is complete"
         assert page_stages(page) == history_stages(orders[number % len(orders)])
         assert page.evaluate("window.orderPage.connections") == 1
     # The streams themselves went over h2 (resource timing lists them once they have ended).
