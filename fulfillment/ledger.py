@@ -23,13 +23,10 @@ FAILED_STEP = "failedStep"
 
 @dataclass(frozen=True)
 class OrderContext:
-    """What activation and provisioning need from Salesforce."""
+    """What provisioning needs from Salesforce."""
 
     client_id: int
     lines: tuple[OrderLine, ...]
-    #: The order's activation status when it was read (activation never moves Salesforce back
-    #: from Completed); "" when the context was saved without it.
-    activation_status: str | None = ""
 
 
 def _key(order_id: str) -> str:
@@ -37,23 +34,9 @@ def _key(order_id: str) -> str:
 
 
 def save_context(order_id: str, context: OrderContext) -> None:
-    _write(order_id, "context", _context_json(context))
-
-
-def save_contexts(contexts: dict[str, OrderContext], ttl_seconds: int) -> None:
-    """Contexts read before any pipeline touched the orders (the ownership lookup's read), in
-    one round trip; they live `ttl_seconds` unless a pipeline writes the ledger (90 days)."""
-    pipe = get_redis().pipeline(transaction=False)
-    for order_id, context in contexts.items():
-        pipe.hsetnx(_key(order_id), "context", _context_json(context))
-        pipe.expire(_key(order_id), max(1, ttl_seconds), nx=True)
-    pipe.execute()
-
-
-def _context_json(context: OrderContext) -> str:
     lines = [[line.product_id, line.quantity, line.name] for line in context.lines]
-    data = {"clientId": context.client_id, "lines": lines, "status": context.activation_status}
-    return json.dumps(data)
+    value = json.dumps({"clientId": context.client_id, "lines": lines})
+    _write(order_id, "context", value)
 
 
 def load_context(order_id: str) -> OrderContext | None:
@@ -62,8 +45,7 @@ def load_context(order_id: str) -> OrderContext | None:
         return None
     data = json.loads(raw)
     lines = tuple(OrderLine(product_id=p, quantity=q, name=n) for p, q, n in data["lines"])
-    status = data.get("status", "")  # saved before the status was kept: ""
-    return OrderContext(client_id=int(data["clientId"]), lines=lines, activation_status=status)
+    return OrderContext(client_id=int(data["clientId"]), lines=lines)
 
 
 def save_whmcs_order(order_id: str, order: WhmcsOrder) -> None:

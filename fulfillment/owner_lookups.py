@@ -27,8 +27,6 @@ from integrations import OrderFacts, TransientError
 from notifier import keys, owners
 from notifier.connection import get_redis
 
-from . import ledger
-from .ledger import OrderContext
 from .metrics import OWNERSHIP_LOOKUP_BATCH, OWNERSHIP_LOOKUPS
 
 log = logging.getLogger(__name__)
@@ -145,9 +143,6 @@ class OwnerLookups:
             # The summary rides along: the order's page and list need no read of their own.
             summaries = {o: f.summary.as_json() for o, f in facts.items() if f}
             owners.record_answers(answers, self._cache_seconds, UNKNOWN_TTL_SECONDS, summaries)
-            # And what activation needs, from the same read: a pipeline started on one of
-            # these orders does not read it again.
-            ledger.save_contexts(_contexts(facts), self._cache_seconds)
         finally:
             _release(order_ids)
         found = sum(1 for account in answers.values() if account)
@@ -166,15 +161,6 @@ class OwnerLookups:
                 result.elsewhere,
             )
             flight.done.set()
-
-
-def _contexts(facts: dict[str, OrderFacts | None]) -> dict[str, OrderContext]:
-    contexts = {}
-    for order_id, fact in facts.items():
-        if fact and fact.record and fact.record.client_id is not None and fact.lines:
-            status = fact.record.activation_status
-            contexts[order_id] = OrderContext(fact.record.client_id, fact.lines, status)
-    return contexts
 
 
 def _claim(batch: list[str]) -> tuple[list[str], dict[str, str | None], list[str]]:

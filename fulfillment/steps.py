@@ -34,11 +34,8 @@ class StaleMessage(Exception):
 def activate(job: Job, ports: Ports) -> None:
     """Mark the order Activating in Salesforce and learn what to provision."""
     ensure_current(job, ports)
-    context = ports.ledger.load_context(job.order_id)
-    if context is None or context.activation_status == "":
-        # Not read yet (or kept without its status): read it now, once for the run.
-        context = _load_context(job.order_id, ports)[1]
-    status = context.activation_status
+    order, _ = _load_context(job.order_id, ports)
+    status = order.activation_status
     if status != "Completed":  # never move Salesforce back from a finished activation
         ports.salesforce.update_order(job.order_id, status="Activating")
         status = "Activating"
@@ -103,7 +100,7 @@ def _load_context(order_id: str, ports: Ports) -> tuple[OrderRecord, OrderContex
             system="salesforce",
         )
     lines = tuple(ports.salesforce.get_order_lines(order_id))
-    context = OrderContext(order.client_id, lines, order.activation_status)
+    context = OrderContext(client_id=order.client_id, lines=lines)
     ports.ledger.save_context(order_id, context)
     return order, context
 

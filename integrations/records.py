@@ -57,10 +57,7 @@ class OrderSummary:
 
 @dataclass(frozen=True)
 class OrderFacts:
-    """One read of an order: who owns it, what was ordered and, when it can be provisioned
-    as read, what the activation step needs (so it need not read the order again)."""
+    """One read of an order: who owns it, and what was ordered."""
 
     account_id: str | None
     summary: OrderSummary
-    record: OrderRecord | None = None
-    lines: tuple[OrderLine, ...] | None = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -111,50 +111,18 @@ class SalesforceGateway:
         call) for a customer's list of orders that nobody looked up yet."""
         # CreatedDate has whole seconds; the auto-numbered OrderNumber breaks its ties.
         where = " WHERE AccountId = {} ORDER BY CreatedDate DESC, OrderNumber DESC LIMIT {}"
-        soql = format_soql(self._order_read() + where, account_id, int(limit))
+        soql = format_soql(_ORDER_READ + where, account_id, int(limit))
         records = _records(self._call("account_orders", lambda sf: sf.query_all(soql)))
-        return {str(r["Id"]): self._facts(r) for r in records if isinstance(r.get("Id"), str)}
+        return {str(r["Id"]): _facts(r) for r in records if isinstance(r.get("Id"), str)}
 
     def get_order_facts(self, order_ids: list[str]) -> dict[str, OrderFacts | None]:
         """Each order's AccountId and what was ordered (None for orders Salesforce does not
         have), in one query with its items as a subquery: one API call for a whole batch of
         lookups. `order_ids` are 18-character ids."""
-        soql = format_soql(self._order_read() + " WHERE Id IN {}", order_ids)
+        soql = format_soql(_ORDER_READ + " WHERE Id IN {}", order_ids)
         records = _records(self._call("get_order_facts", lambda sf: sf.query_all(soql)))
-        found = {str(r.get("Id")): self._facts(r) for r in records}
+        found = {str(r.get("Id")): _facts(r) for r in records}
         return {order_id: found.get(order_id) for order_id in order_ids}
-
-    def _order_read(self) -> str:
-        """One read of Orders for everyone who needs one: the owner, the number and date, the
-        activation status and the Account's WHMCS client, and the items with their products
-        (a subquery). Field names are configuration, never input."""
-        s = self.settings
-        product = f"Product2.{s.product_field}"
-        items = f"(SELECT Quantity, UnitPrice, Product2.Name, {product} FROM OrderItems)"  # noqa: S608
-        return (
-            f"SELECT Id, AccountId, OrderNumber, EffectiveDate, {s.status_field}, "  # noqa: S608
-            f"Account.{s.client_field}, {items} FROM Order"
-        )
-
-    def _facts(self, record: dict[str, Any]) -> OrderFacts:
-        facts = _facts(record)
-        s = self.settings
-        try:
-            account = record.get("Account")
-            client = (account or {}).get(s.client_field) if isinstance(account, dict) else None
-            rows = (record.get("OrderItems") or {}).get("records") or []
-            order = OrderRecord(
-                order_id=str(record.get("Id")),
-                account_id=facts.account_id,
-                client_id=_optional_int(client, f"Account.{s.client_field}"),
-                activation_status=record.get(s.status_field),
-            )
-            lines = tuple(_order_line(row, s.product_field) for row in rows)
-        except (PermanentError, AttributeError, TypeError):
-            return facts  # not provisionable as read: the activation step reads and says why
-        if order.client_id is None or not lines:
-            return facts
-        return replace(facts, record=order, lines=lines)
 
     def orders_not_started(self, approved_condition: str, limit: int = 2000) -> list[str]:
         """Ids of approved orders fulfillment never touched (no activation status): what the
@@ -316,6 +284,13 @@ def _token_from(response: requests.Response) -> dict[str, Any]:
             "token response lacks access_token/instance_url",
         )
     return body
+
+
+#: One read of Orders: the owner, the number and date, and the items (a subquery).
+_ORDER_READ = (
+    "SELECT Id, AccountId, OrderNumber, EffectiveDate, "
+    "(SELECT Quantity, UnitPrice, Product2.Name FROM OrderItems) FROM Order"
+)
 
 
 def _facts(record: dict[str, Any]) -> OrderFacts:

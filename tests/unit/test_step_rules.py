@@ -8,10 +8,9 @@ import pytest
 
 from fulfillment import steps
 from fulfillment.fakes import FakePorts, fake_ports
-from fulfillment.ledger import OrderContext
 from fulfillment.plan import Job, Step
 from fulfillment.recovery import ResumePoint, resume_point
-from integrations import OrderLine, PermanentError, TransientError, WhmcsOrder
+from integrations import PermanentError, TransientError, WhmcsOrder
 
 ORDER = "8015g00000AbCdEAAV"
 
@@ -60,28 +59,6 @@ def test_activation_never_moves_salesforce_back_from_completed(ports) -> None:
     steps.activate(Job(ORDER, 1), ports)
     assert all(change.get("status") != "Activating" for _, change in ports.salesforce.updates)
     assert ports.events.current_state(ORDER)["status"] == "Completed"
-
-
-def test_activation_uses_the_read_the_lookup_left_in_the_ledger(ports) -> None:
-    # The ownership lookup read the order (its client, items and status) and kept it: the
-    # pipeline reads nothing more from Salesforce; the fake would raise if it were asked.
-    lines = (OrderLine(product_id=3, quantity=2, name="Static IP"),)
-    ports.ledger.save_context(ORDER, OrderContext(client_id=9, lines=lines, activation_status=None))
-    reads: list[str] = []
-    ports.salesforce.get_order = lambda oid: reads.append(oid)  # type: ignore[method-assign]
-    ports.salesforce.get_order_lines = lambda oid: reads.append(oid)  # type: ignore[method-assign]
-    run_chain(ports)
-    assert reads == []
-    assert ports.events.stages(ORDER) == ["queued", "activating", "provisioning", "completed"]
-    assert len(ports.whmcs.orders) == 1
-
-
-def test_a_context_kept_without_its_status_is_read_again(ports) -> None:
-    ports.salesforce.orders[ORDER]["status"] = "Completed"
-    lines = (OrderLine(product_id=1, quantity=1, name="Fibre"),)
-    ports.ledger.save_context(ORDER, OrderContext(client_id=7, lines=lines, activation_status=""))
-    steps.activate(Job(ORDER, 1), ports)  # the read says Completed: no Activating write
-    assert all(change.get("status") != "Activating" for _, change in ports.salesforce.updates)
 
 
 @pytest.mark.parametrize(
