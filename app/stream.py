@@ -50,7 +50,11 @@ def authenticate_account_stream() -> StreamRequest:
     if account is None:
         raise Forbidden("ACCOUNT_REQUIRED", "an account stream needs a customer credential")
     ends_at = auth.check_streamable(principal)
-    ownership().list_account(account)  # its snapshot lists orders nobody looked up yet too
+    admission: Admission = current_app.extensions["stream_admission"]
+    # Its snapshot lists orders nobody looked up yet too (Salesforce, once a day): other
+    # streams open meanwhile, as for an order's lookup.
+    with admission.stepping_aside():
+        ownership().list_account(account)
     return StreamRequest(account, ends_at, account, principal)
 
 

@@ -82,11 +82,11 @@ def read_account_opening(
 
 
 def _states(
-    log_key: str, order_ids: list[str], cursor: str | None
+    log_key: str, order_ids: list[str], cursor: str | None, attempts: int = _ATTEMPTS
 ) -> tuple[str | None, list[dict[str, Any]]]:
     """The orders' payloads as of log position `cursor` (read again if the log moved)."""
     orders: list[dict[str, Any]] = []
-    for _ in range(_ATTEMPTS):
+    for _ in range(attempts):
 
         def build(pipe: Pipeline) -> None:
             for order_id in order_ids:
@@ -124,7 +124,8 @@ def account_orders(account_id: str) -> list[dict[str, Any]]:
     """The account's orders with their current payloads, newest first (`GET /api/orders`)."""
     log_key, index_key = keys.account_events_key(account_id), keys.account_orders_key(account_id)
     order_ids = [str(o) for o in get_redis().zrevrange(index_key, 0, MAX_ORDERS - 1)]
-    return _states(log_key, order_ids, None)[1]
+    # A list matches no log position: one read of the states, never the snapshot's re-read.
+    return _states(log_key, order_ids, None, attempts=1)[1]
 
 
 def account_catch_up(opening: AccountOpening) -> CatchUp:
