@@ -115,15 +115,22 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
-    def take(self, action: str, modes: Collection[str] | None = None, latency: bool = True) -> Plan:
+    def take(
+        self,
+        action: str,
+        modes: Collection[str] | None = None,
+        latency: bool = True,
+        wildcard: bool = True,
+    ) -> Plan:
         """Consume the faults that apply to one request for `action`. `modes` limits the
         modes that may apply now (None: any); `latency=False` leaves latency-only faults for
-        a later call."""
+        a later call; `wildcard=False` leaves `*` faults out (a part of a request that has
+        had them already: a composite call's subrequests)."""
         latency_ms = 0.0
         chosen: Fault | None = None
         with self._lock:
             for fault in self._faults:
-                if not self._applies(fault, action) or (fault.mode and chosen):
+                if not self._applies(fault, action, wildcard) or (fault.mode and chosen):
                     continue
                 if fault.mode and modes is not None and fault.mode not in modes:
                     continue
@@ -135,11 +142,11 @@ class FaultRegistry:
                     fault.remaining -= 1
         return Plan(latency_ms / 1000, chosen)
 
-    def _applies(self, fault: Fault, action: str) -> bool:
+    def _applies(self, fault: Fault, action: str, wildcard: bool = True) -> bool:
         if fault.remaining == 0:
             return False
         if fault.action == "*":
-            return action.lower() not in self._wildcard_skips
+            return wildcard and action.lower() not in self._wildcard_skips
         return fault.action.lower() == action.lower()
 
     # --- validation ------------------------------------------------------------------------

@@ -6,10 +6,12 @@ Served over HTTPS (simple-salesforce forces `https://`). Routes:
   Pub/Sub API clients read the org id);
 - `GET|PATCH /services/data/vNN.N/sobjects/<Object>/<id>` and `POST .../sobjects/<Object>/`;
 - `GET /services/data/vNN.N/query[/]?q=` (and `queryAll`), see `query.py`;
+- `POST /services/data/vNN.N/composite`: those calls as subrequests of one (`composite.py`);
 - `/__sandbox/...` control routes (see `control.py`).
 
-Every REST call counts toward `Sforce-Limit-Info`, needs `Authorization: Bearer|OAuth <token>`
-and passes through the fault registry. Errors are Salesforce's JSON lists.
+Every REST call counts toward `Sforce-Limit-Info` (a composite call once, whatever it holds),
+needs `Authorization: Bearer|OAuth <token>` and passes through the fault registry. Errors are
+Salesforce's JSON lists. The record and query operations themselves live in `rest.py`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, urlsplit
 
-from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from . import clock, control, ids, oauth, pubsub_errors, query, sobjects
+from . import composite, control, oauth, pubsub_errors
 from .errors import SalesforceApiError, not_found
-from .faults import COMMON_MODES, FaultRegistry, Plan
+from .faults import COMMON_MODES, Fault, FaultRegistry, Plan
 from .pubsub_bus import EventBus
 from .responses import (
     html_page,
@@ -34,11 +37,19 @@ from .responses import (
     service_unavailable,
     truncated_json,
 )
+from .rest import Journal, RestApi
 from .state import World
 
 API_PREFIX = "/services/data/"
 API_LIMIT = 15_000
-ACTIONS = ("token", "get", "update", "create", "query")
+ACTIONS = ("token", "get", "update", "create", "query", "composite")
+#: Fault modes that a composite's subrequest answers as its own error; the other modes of a
+#: fault aimed at a subrequest's action (a session, a limit, a broken answer) hit the whole
+#: composite call, as they would on Salesforce.
+SUBREQUEST_MODES = ("error", "http500")
+_WHOLE_CALL_MODES = tuple(mode for mode in COMMON_MODES if mode not in SUBREQUEST_MODES)
+#: Endpoints a composite subrequest may name: the record, create and query routes.
+_SUBREQUEST_ENDPOINTS = ("record", "create", "query", "queryAll")
 _VERSION = re.compile(r"v\d+\.\d+")
 _DEFAULT_ERROR = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
 _ERROR_MESSAGES = {
@@ -60,7 +71,7 @@ def fault_registry() -> FaultRegistry:
     actions."""
     rest = (*ACTIONS, "*")
     mode_actions: dict[str, tuple[str, ...]] = {mode: rest for mode in COMMON_MODES}
-    mode_actions["expire_session"] = ("get", "update", "create", "query", "*")
+    mode_actions["expire_session"] = ("get", "update", "create", "query", "composite", "*")
     mode_actions.update(pubsub_errors.MODE_ACTIONS)
     return FaultRegistry(
         (*ACTIONS, *pubsub_errors.RPCS),
@@ -113,6 +124,12 @@ def _add_api_routes(app: Flask, emulator: SalesforceEmulator) -> None:
             app.add_url_rule(
                 f"{data}/{name}{suffix}", endpoint=f"{name}{suffix}", view_func=emulator.query
             )
+        app.add_url_rule(
+            f"{data}/composite{suffix}",
+            endpoint=f"composite{suffix}",
+            view_func=emulator.composite_call,
+            methods=["POST"],
+        )
 
 
 class SalesforceEmulator:
@@ -127,6 +144,7 @@ class SalesforceEmulator:
         stopping: threading.Event,
     ) -> None:
         self.world = world
+        self.rest = RestApi(world)
         self.credentials = credentials
         self.tokens = tokens
         self.faults = faults
@@ -149,7 +167,7 @@ class SalesforceEmulator:
         if not _VERSION.fullmatch((request.view_args or {}).get("version", "")):
             raise not_found()
         self._authenticate()
-        g.plan = self.faults.take(_action())
+        g.plan = self.faults.take(_action(request.endpoint, request.method))
         self._pause(g.plan.latency)
         return self._misbehave(g.plan)
 
@@ -175,12 +193,8 @@ class SalesforceEmulator:
         fault = plan.fault
         if fault is None or fault.mode == "timeout":
             return None
-        if fault.mode == "error":
-            code = fault.error_code or _DEFAULT_ERROR
-            message = fault.message or _ERROR_MESSAGES.get(code, f"{code} (sandbox fault)")
-            raise SalesforceApiError(400, code, message)
-        if fault.mode == "http500":
-            raise SalesforceApiError(500, "UNKNOWN_EXCEPTION", fault.message or _UNKNOWN_EXCEPTION)
+        if fault.mode in SUBREQUEST_MODES:
+            raise _fault_error(fault)
         if fault.mode == "limit":
             raise SalesforceApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         if fault.mode == "expire_session":
@@ -244,96 +258,110 @@ class SalesforceEmulator:
         )
 
     def record(self, version: str, sobject: str, record_id: str) -> Response:
-        name, full = _sobject(sobject), _record_id(sobject, record_id)
-        with self.world.lock:
-            stored = self.world.salesforce.table(name).get(full)
-            if stored is None:
-                raise not_found()
-            if request.method == "GET":
-                fields_param = request.args.get("fields")
-                fields = (
-                    None if fields_param is None else sobjects.parse_field_list(name, fields_param)
-                )
-                return json_response(sobjects.render(name, stored, version[1:], fields))
-            changes = sobjects.validate_changes(name, _json_request(), self._exists)
-            sobjects.apply_changes(stored, changes)
-            write = {"at": clock.iso_timestamp(), "fields": changes}
-            self.world.salesforce.writes.setdefault(full, []).append(write)
-            self.world.changed()
+        if request.method == "GET":
+            fields = request.args.get("fields")
+            return json_response(self.rest.get(version, sobject, record_id, fields))
+        self.rest.update(sobject, record_id, _json_request)
         return Response(status=204)
 
     def create(self, version: str, sobject: str) -> Response:
-        name = _sobject(sobject)
-        with self.world.lock:
-            changes = sobjects.validate_changes(name, _json_request(), self._exists)
-            missing = [
-                f.name
-                for f in sobjects.SCHEMA[name]
-                if f.updateable and not f.nillable and f.name not in changes
-            ]
-            if missing:
-                raise SalesforceApiError(
-                    400,
-                    "REQUIRED_FIELD_MISSING",
-                    f"Required fields are missing: {missing}",
-                    missing,
-                )
-            record = sobjects.new_record(name, {**changes, **self._generated(name, changes)})
-            self.world.salesforce.table(name)[record["Id"]] = record
-            self.world.changed()
-        return json_response({"id": record["Id"], "success": True, "errors": []}, 201)
-
-    def _generated(self, sobject: str, changes: dict[str, object]) -> dict[str, object]:
-        """Values Salesforce fills in itself on insert (with the world lock held)."""
-        if sobject != "Order":
-            return {}
-        data = self.world.salesforce
-        data.next_order_number += 1
-        return {
-            "OrderNumber": f"{data.next_order_number - 1:08d}",
-            "StatusCode": changes.get("Status"),
-        }
+        return json_response(self.rest.create(sobject, _json_request), 201)
 
     def query(self, version: str) -> Response:
-        text = request.args.get("q")
-        if not text:
-            raise SalesforceApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
-        with self.world.lock:
-            return json_response(query.run(self.world.salesforce, text, version[1:]))
+        return json_response(self.rest.query(version, request.args.get("q")))
 
-    def _exists(self, sobject: str, record_id: str) -> bool:
-        return record_id in self.world.salesforce.table(sobject)
+    def composite_call(self, version: str) -> Response:
+        """One API call (counted by `before_request`, faults for `composite` applied there),
+        then each subrequest's faults, then the subrequests in order under the world lock."""
+        call = composite.parse(_json_request(), _route)
+        refused = self._subrequest_faults(call)
+        if refused is not None:
+            return refused
+        with self.world.lock:
+            return json_response(composite.run(call, self._subrequest, Journal(self.world)))
+
+    def _subrequest_faults(self, call: composite.Composite) -> Response | None:
+        """Apply the faults aimed at the subrequests' actions that concern the whole call:
+        their latency (before anything runs) and the modes that are not a subrequest's own
+        answer. `*` faults are left out: they applied to this call already."""
+        plans = [
+            self.faults.take(s.route.action, modes=_WHOLE_CALL_MODES, wildcard=False)
+            for s in call.subrequests
+            if s.route.action is not None
+        ]
+        self._pause(sum(plan.latency for plan in plans))
+        fault = next((plan.fault for plan in plans if plan.fault is not None), None)
+        if fault is None:
+            return None
+        if fault.mode == "timeout" and g.plan.fault is None:
+            g.plan = Plan(0.0, fault)  # after_request holds the answer
+        return self._misbehave(Plan(0.0, fault))
+
+    def _subrequest(self, sub: composite.Subrequest, journal: Journal) -> composite.Result:
+        route = sub.route
+        if route.error is not None or route.action is None:
+            raise route.error or not_found()
+        plan = self.faults.take(route.action, modes=SUBREQUEST_MODES, latency=False, wildcard=False)
+        if plan.fault is not None:
+            raise _fault_error(plan.fault)
+        args, params = route.args, route.params
+        if route.action == "get":
+            record = self.rest.get(
+                args["version"], args["sobject"], args["record_id"], params.get("fields")
+            )
+            return composite.Result(200, record)
+        if route.action == "update":
+            self.rest.update(args["sobject"], args["record_id"], lambda: sub.body, journal)
+            return composite.Result(204)
+        if route.action == "create":
+            created = self.rest.create(args["sobject"], lambda: sub.body, journal)
+            location = f"{API_PREFIX}{args['version']}/sobjects/{args['sobject']}/{created['id']}"
+            return composite.Result(201, created, {"Location": location})
+        return composite.Result(200, self.rest.query(args["version"], params.get("q")))
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _action() -> str:
-    """The fault-switch action name of the current REST request."""
-    endpoint = request.endpoint or ""
+def _action(endpoint: str | None, method: str) -> str:
+    """The fault-switch action name of a REST request to `endpoint` with `method`."""
+    endpoint = endpoint or ""
     if endpoint == "record":
-        return "get" if request.method == "GET" else "update"
-    if endpoint.startswith("create"):
-        return "create"
-    if endpoint.startswith("query"):
-        return "query"
+        return "get" if method == "GET" else "update"
+    for action in ("create", "query", "composite"):
+        if endpoint.startswith(action):
+            return action
     return "other"
 
 
-def _sobject(name: str) -> str:
-    canonical = sobjects.canonical_sobject(name)
-    if canonical is None:
-        raise not_found()
-    return canonical
+def _route(method: str, url: str) -> composite.Route:
+    """What a composite subrequest's `url` names, matched against this app's own routes, so
+    that a subrequest reaches exactly what the same call made alone would."""
+    parts = urlsplit(url)
+    try:
+        endpoint, args = current_app.url_map.bind("sandbox").match(parts.path, method=method)
+    except MethodNotAllowed:
+        return composite.Route(None, error=_method_not_allowed(method))
+    except HTTPException:
+        return composite.Route(None, error=not_found())
+    usable = endpoint.rstrip("/") in _SUBREQUEST_ENDPOINTS
+    if not usable or not _VERSION.fullmatch(args.get("version", "")):
+        return composite.Route(None, error=not_found())
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return composite.Route(_action(endpoint, method), dict(args), params)
 
 
-def _record_id(sobject: str, record_id: str) -> str:
-    name = sobjects.canonical_sobject(sobject) or sobject
-    if not ids.is_id_of(record_id, name):
-        raise SalesforceApiError(
-            400, "MALFORMED_ID", f"{name} ID: id value of incorrect type: {record_id}", ["Id"]
-        )
-    return ids.normalize(record_id) or record_id
+def _fault_error(fault: Fault) -> SalesforceApiError:
+    """The Salesforce error an `error` or `http500` fault answers with."""
+    if fault.mode == "http500":
+        return SalesforceApiError(500, "UNKNOWN_EXCEPTION", fault.message or _UNKNOWN_EXCEPTION)
+    code = fault.error_code or _DEFAULT_ERROR
+    message = fault.message or _ERROR_MESSAGES.get(code, f"{code} (sandbox fault)")
+    return SalesforceApiError(400, code, message)
+
+
+def _method_not_allowed(method: str) -> SalesforceApiError:
+    return SalesforceApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed.")
 
 
 def _json_request() -> object:
@@ -360,8 +388,7 @@ def _http_error(exc: HTTPException) -> Response:
         if status == 404:
             return json_response(not_found().body(), 404)
         if status == 405:
-            message = f"HTTP Method '{request.method}' not allowed."
-            return json_response([{"errorCode": "METHOD_NOT_ALLOWED", "message": message}], 405)
+            return json_response(_method_not_allowed(request.method).body(), 405)
         return json_response([{"errorCode": code, "message": exc.description}], status)
     return json_response({"error": {"code": code, "message": exc.description}}, status)
 
