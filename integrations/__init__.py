@@ -5,12 +5,20 @@ order), nothing else.
 """
 
 from .errors import IntegrationError, PermanentError, TransientError
-from .records import OrderFacts, OrderLine, OrderRecord, OrderSummary, WhmcsOrder
+from .records import (
+    OrderActivation,
+    OrderFacts,
+    OrderLine,
+    OrderRecord,
+    OrderSummary,
+    WhmcsOrder,
+)
 from .salesforce import SalesforceGateway
 from .whmcs import WhmcsGateway
 
 __all__ = [
     "IntegrationError",
+    "OrderActivation",
     "OrderFacts",
     "OrderLine",
     "OrderRecord",

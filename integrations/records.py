@@ -61,3 +61,20 @@ class OrderFacts:
 
     account_id: str | None
     summary: OrderSummary
+
+
+@dataclass(frozen=True)
+class OrderActivation:
+    """An order just marked Activating, as read back in the same call: its activation
+    fields, what to provision, and what the customer sees."""
+
+    #: Read after the write: its `activation_status` is the one just written.
+    order: OrderRecord
+    #: The products as WHMCS knows them, in the order's item order (never empty).
+    lines: tuple[OrderLine, ...]
+    summary: OrderSummary
+
+    @property
+    def facts(self) -> OrderFacts:
+        """The owner and the summary, as a lookup of the order would have them."""
+        return OrderFacts(self.order.account_id, self.summary)

@@ -16,14 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
+from urllib.parse import quote, urlencode, urlsplit
 
 import jwt
 import requests
 from simple_salesforce import Salesforce, SFType, format_soql
-from simple_salesforce.exceptions import (
-    SalesforceError,
-    SalesforceResourceNotFound,
-)
+from simple_salesforce.exceptions import SalesforceError
 
 import settings as process_settings
 from settings import SalesforceConfig
@@ -31,13 +29,18 @@ from settings import SalesforceConfig
 from .errors import IntegrationError, PermanentError, TransientError
 from .http import GatewaySession
 from .metrics import timed_call
-from .records import OrderFacts, OrderLine, OrderRecord, OrderSummary
+from .records import OrderActivation, OrderFacts, OrderLine, OrderRecord, OrderSummary
 from .settings import salesforce_settings
 
 SYSTEM = "salesforce"
 _transient = partial(TransientError, system=SYSTEM)
 _permanent = partial(PermanentError, system=SYSTEM)
 T = TypeVar("T")
+#: The activation status `activate_and_read` writes.
+ACTIVATING = "Activating"
+#: What Salesforce answers, in an all-or-none composite call, for every subrequest but the
+#: one that failed.
+_HALTED = "PROCESSING_HALTED"
 
 #: errorCode -> (error class, our code). Anything else 4xx is permanent, 5xx transient.
 _ERROR_CODES: dict[str, tuple[type[IntegrationError], str]] = {
@@ -94,16 +97,47 @@ class SalesforceGateway:
         soql = f"SELECT {fields} FROM Order"  # noqa: S608 (field names are configuration)
         soql += format_soql(" WHERE Id = {}", order_id)
         records = _records(self._call("get_order", lambda sf: sf.query(soql)))
-        if not records:
-            raise _permanent("SALESFORCE_NOT_FOUND", f"Order {order_id} not found")
-        record = records[0]
-        account = record.get("Account")
-        account = account if isinstance(account, dict) else {}
-        return OrderRecord(
-            order_id=str(record.get("Id") or order_id),
-            account_id=record.get("AccountId"),
-            client_id=_optional_int(account.get(s.client_field), f"Account.{s.client_field}"),
-            activation_status=record.get(s.status_field),
+        return _order_record(_the_order(records, order_id), s, order_id)
+
+    def activate_and_read(self, order_id: str) -> OrderActivation:
+        """Mark the order Activating (clearing its error, as `update_order(status=...)` does)
+        and read it back, in one API call: a Composite request, all or none, of that PATCH
+        and then one query of the order's activation fields, its Account's WHMCS client id,
+        its number and date, and its items with their products. Salesforce writes nothing
+        unless both succeed, and the read sees the write.
+
+        The lines are checked as `get_order_lines` checks them (PRODUCT_NOT_MAPPED,
+        ORDER_EMPTY, SALESFORCE_BAD_DATA), which can only be once the answer is here: such an
+        order is left Activating, for the caller to fail."""
+        s = self.settings
+        fields = (f"Account.{s.client_field}", s.status_field)
+        read = _order_read(fields, _line_fields(s.product_field))
+        soql = read + format_soql(" WHERE Id = {}", order_id)
+        changes = self._order_fields(status=ACTIVATING)
+
+        def activate(sf: Salesforce) -> dict[str, Any]:
+            base = urlsplit(sf.base_url).path  # /services/data/vNN.N/
+            return _composite(
+                sf,
+                {
+                    "method": "PATCH",
+                    "url": f"{base}sobjects/Order/{quote(order_id, safe='')}",
+                    "referenceId": "activate",
+                    "body": changes,
+                },
+                {
+                    "method": "GET",
+                    "url": f"{base}query?{urlencode({'q': soql})}",
+                    "referenceId": "order",
+                },
+            )
+
+        answers = self._call("activate_and_read", activate)
+        record = _the_order(_records(answers["order"]), order_id)
+        return OrderActivation(
+            order=_order_record(record, s, order_id),
+            lines=tuple(_order_lines(_item_rows(record), s.product_field, order_id)),
+            summary=_facts(record).summary,
         )
 
     def account_orders(self, account_id: str, limit: int = 100) -> dict[str, OrderFacts]:
@@ -164,12 +198,10 @@ class SalesforceGateway:
         """The order's products as WHMCS product ids and quantities."""
         field = self.settings.product_field
         # The field name is configuration, never input; the id goes through format_soql.
-        select = f"SELECT Id, Quantity, Product2.{field}, Product2.Name FROM OrderItem"  # noqa: S608
+        select = f"SELECT {', '.join(_line_fields(field))} FROM OrderItem"  # noqa: S608
         soql = select + format_soql(" WHERE OrderId = {}", order_id)
         records = _records(self._call("get_order_lines", lambda sf: sf.query_all(soql)))
-        if not records:
-            raise _permanent("ORDER_EMPTY", f"Order {order_id} has no products")
-        return [_order_line(record, field) for record in records]
+        return _order_lines(records, field, order_id)
 
     def update_order(
         self,
@@ -179,7 +211,20 @@ class SalesforceGateway:
         error: str | None = None,
         whmcs_order_id: int | None = None,
     ) -> None:
-        """Write the activation status (clearing or setting the error) and the WHMCS id."""
+        """Write the activation status (clearing or setting the error) and the WHMCS id, in
+        one PATCH."""
+        fields = self._order_fields(status, error, whmcs_order_id)
+        if fields:
+            self._call("update_order", lambda sf: _sobject(sf, "Order").update(order_id, fields))
+
+    def _order_fields(
+        self,
+        status: str | None = None,
+        error: str | None = None,
+        whmcs_order_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The Order fields a write sets: a status comes with its error (cleared unless
+        given), and the WHMCS order id is text."""
         s = self.settings
         fields: dict[str, Any] = {}
         if status is not None:
@@ -187,8 +232,7 @@ class SalesforceGateway:
             fields[s.error_field] = error[:32000] if error else None
         if whmcs_order_id is not None:
             fields[s.whmcs_order_field] = str(whmcs_order_id)
-        if fields:
-            self._call("update_order", lambda sf: _sobject(sf, "Order").update(order_id, fields))
+        return fields
 
     # --- session and error mapping ---------------------------------------------------------
 
@@ -286,21 +330,56 @@ def _token_from(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-#: One read of Orders: the owner, the number and date, and the items (a subquery).
-_ORDER_READ = (
-    "SELECT Id, AccountId, OrderNumber, EffectiveDate, "
-    "(SELECT Quantity, UnitPrice, Product2.Name FROM OrderItems) FROM Order"
-)
+def _order_read(order_fields: tuple[str, ...] = (), item_fields: tuple[str, ...] = ()) -> str:
+    """One read of Orders: the owner, the number and date, and the items (a subquery) with
+    what `_facts` sums up, plus the fields given (configuration, never input)."""
+    # Salesforce refuses a field selected twice.
+    order = ", ".join(
+        dict.fromkeys(("Id", "AccountId", "OrderNumber", "EffectiveDate", *order_fields))
+    )
+    items = ", ".join(dict.fromkeys(("Quantity", "UnitPrice", "Product2.Name", *item_fields)))
+    return f"SELECT {order}, (SELECT {items} FROM OrderItems) FROM Order"  # noqa: S608
+
+
+_ORDER_READ = _order_read()
+
+
+def _line_fields(product_field: str) -> tuple[str, ...]:
+    """The OrderItem fields `_order_line` reads."""
+    return ("Id", "Quantity", f"Product2.{product_field}", "Product2.Name")
+
+
+def _order_record(record: dict[str, Any], s: SalesforceConfig, order_id: str) -> OrderRecord:
+    account = record.get("Account")
+    account = account if isinstance(account, dict) else {}
+    return OrderRecord(
+        order_id=str(record.get("Id") or order_id),
+        account_id=record.get("AccountId"),
+        client_id=_optional_int(account.get(s.client_field), f"Account.{s.client_field}"),
+        activation_status=record.get(s.status_field),
+    )
+
+
+def _the_order(records: list[dict[str, Any]], order_id: str) -> dict[str, Any]:
+    if not records:
+        raise _permanent("SALESFORCE_NOT_FOUND", f"Order {order_id} not found")
+    return records[0]
+
+
+def _item_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's items, from its `OrderItems` subquery (null when it has none)."""
+    children = record.get("OrderItems")
+    if children is None:
+        return []
+    return _records(children)
 
 
 def _facts(record: dict[str, Any]) -> OrderFacts:
     account = record.get("AccountId")
-    children = record.get("OrderItems")
-    rows = children.get("records") if isinstance(children, dict) else None
     items: list[tuple[str, int]] = []
     total = 0.0
-    for row in rows if isinstance(rows, list) else []:
-        product = row.get("Product2") if isinstance(row, dict) else None
+    for row in _item_rows(record):
+        product = row.get("Product2")
         name = product.get("Name") if isinstance(product, dict) else None
         quantity, price = row.get("Quantity"), row.get("UnitPrice")
         if isinstance(quantity, int | float):
@@ -335,19 +414,54 @@ def _first_error(content: Any) -> tuple[str, str]:
 
 
 def _map_salesforce_error(exc: SalesforceError) -> IntegrationError:
-    error_code, message = _first_error(exc.content)
-    if exc.status == 401:
+    return _map_error(exc.status, exc.content)
+
+
+def _map_error(status: int, content: Any) -> IntegrationError:
+    """The one error table: for a call's error answer, and a composite subrequest's."""
+    error_code, message = _first_error(content)
+    if status == 401:
         # Any 401 means the session is unusable; re-authenticating is the remedy.
         return _transient("SALESFORCE_SESSION", "Salesforce session expired")
     if error_code in _ERROR_CODES:
         cls, code = _ERROR_CODES[error_code]
         return cls(code, message or error_code, system=SYSTEM)
-    if isinstance(exc, SalesforceResourceNotFound):
+    if status == 404:
         return _permanent("SALESFORCE_NOT_FOUND", "record not found")
-    if exc.status >= 500:
-        return _transient("SALESFORCE_UNAVAILABLE", f"Salesforce answered HTTP {exc.status}")
-    detail = f"{error_code}: {message}" if error_code else f"HTTP {exc.status}"
+    if status >= 500:
+        return _transient("SALESFORCE_UNAVAILABLE", f"Salesforce answered HTTP {status}")
+    detail = f"{error_code}: {message}" if error_code else f"HTTP {status}"
     return _permanent("SALESFORCE_ERROR", detail)
+
+
+def _composite(sf: Salesforce, *subrequests: dict[str, Any]) -> dict[str, Any]:
+    """Run `subrequests` as one Composite call (one API call), all or none: each one's body
+    by its referenceId, or the error of the one that failed, mapped as any call's is. Raising
+    from here, inside `_call`, lets an expired session log in again as for any call."""
+    body = {"allOrNone": True, "compositeRequest": list(subrequests)}
+    answer = sf.restful("composite", method="POST", json=body)
+    return _composite_bodies(answer, [str(r["referenceId"]) for r in subrequests])
+
+
+def _composite_bodies(answer: Any, references: list[str]) -> dict[str, Any]:
+    """The subrequests' bodies by referenceId from a composite answer, or the error of the
+    subrequest that failed (the others answer PROCESSING_HALTED)."""
+    results = answer.get("compositeResponse") if isinstance(answer, dict) else None
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and type(r.get("httpStatusCode")) is int for r in results
+    ):
+        raise _permanent("SALESFORCE_BAD_RESPONSE", "the composite answer has no list of results")
+    failed = [r for r in results if not 200 <= r["httpStatusCode"] < 300]
+    if failed:
+        cause = next((r for r in failed if _first_error(r.get("body"))[0] != _HALTED), failed[0])
+        raise _map_error(cause["httpStatusCode"], cause.get("body"))
+    bodies = {r.get("referenceId"): r.get("body") for r in results}
+    missing = [reference for reference in references if reference not in bodies]
+    if missing:
+        raise _permanent(
+            "SALESFORCE_BAD_RESPONSE", f"the composite answer lacks {', '.join(missing)}"
+        )
+    return {reference: bodies[reference] for reference in references}
 
 
 def _map_transport_error(exc: requests.RequestException) -> IntegrationError:
@@ -372,6 +486,13 @@ def _optional_int(value: Any, field: str) -> int | None:
         raise _permanent(
             "SALESFORCE_BAD_DATA", f"{field} is not a number: {str(value)[:40]!r}"
         ) from None
+
+
+def _order_lines(records: list[dict[str, Any]], field: str, order_id: str) -> list[OrderLine]:
+    """The order's items as WHMCS products; an order without any cannot be provisioned."""
+    if not records:
+        raise _permanent("ORDER_EMPTY", f"Order {order_id} has no products")
+    return [_order_line(record, field) for record in records]
 
 
 def _order_line(record: dict[str, Any], field: str) -> OrderLine:
