@@ -134,9 +134,14 @@ class SalesforceGateway:
 
         answers = self._call("activate_and_read", activate)
         record = _the_order(_records(answers["order"]), order_id)
+        if _items_paged(record):
+            # More items than one answer holds: what is provisioned must be all of them.
+            lines = self.get_order_lines(order_id)
+        else:
+            lines = _order_lines(_item_rows(record), s.product_field, order_id)
         return OrderActivation(
             order=_order_record(record, s, order_id),
-            lines=tuple(_order_lines(_item_rows(record), s.product_field, order_id)),
+            lines=tuple(lines),
             summary=_facts(record).summary,
         )
 
@@ -372,6 +377,12 @@ def _item_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     if children is None:
         return []
     return _records(children)
+
+
+def _items_paged(record: dict[str, Any]) -> bool:
+    """Whether the `OrderItems` subquery left items for a next page (`done` false)."""
+    children = record.get("OrderItems")
+    return isinstance(children, dict) and children.get("done") is False
 
 
 def _facts(record: dict[str, Any]) -> OrderFacts:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from integrations import IntegrationError, PermanentError, TransientError
-from integrations.salesforce import _composite_bodies, _order_read
+from integrations.salesforce import _composite_bodies, _items_paged, _order_read
 
 HALTED = {"body": [{"errorCode": "PROCESSING_HALTED", "message": "rolled back"}]}
 
@@ -84,3 +84,11 @@ def test_the_order_read_never_selects_a_field_twice() -> None:
         "SELECT Id, AccountId, OrderNumber, EffectiveDate, Account.X__c, "
         "(SELECT Quantity, UnitPrice, Product2.Name, Id FROM OrderItems) FROM Order"
     )
+
+
+def test_an_item_subquery_with_a_next_page_is_paged() -> None:
+    # Then activation reads the lines on their own rather than provision a part of them.
+    page = {"totalSize": 250, "done": False, "nextRecordsUrl": "/x", "records": []}
+    assert _items_paged({"OrderItems": page})
+    assert not _items_paged({"OrderItems": {**page, "done": True}})
+    assert not _items_paged({"OrderItems": None})
