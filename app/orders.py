@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from fulfillment.claims import UnknownOrder
 from fulfillment.ownership import Ownership
 from fulfillment.requests import (
     BrokerUnavailable,
     NotFailed,
     Trigger,
-    UnknownOrder,
     request_fulfillment,
 )
 from notifier import normalize_order_id, read_snapshot
@@ -93,9 +93,9 @@ def ask_for_fulfillment(known: Ownership, order_id: str, *, retry: bool = False)
     """The use case with this process's dispatcher; a refusal raises its `ApiError` (the
     CLI prints the same code and message)."""
     try:
-        return request_fulfillment(
-            order_id, dispatcher(), lambda oid: known.exists(oid, fresh=True), retry=retry
-        )
+        # Asked directly, not through the views' lookups: the claim records what it says.
+        return request_fulfillment(order_id, dispatcher(), known.gateway.get_order_facts,
+                                   retry=retry)  # fmt: skip
     except UnknownOrder:
         raise ApiError(404, "ORDER_NOT_FOUND", "Salesforce has no such order") from None
     except NotFailed as exc:

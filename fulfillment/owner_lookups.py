@@ -81,16 +81,6 @@ class OwnerLookups:
             return _await_other_process(order_id)
         return flight.account
 
-    def owners_now(self, order_ids: list[str]) -> dict[str, str | None]:
-        """Each order's AccountId, asked at once in one query: for a caller that already
-        holds a batch (the listener's events). Claimed, recorded and counted as the workers'
-        lookups are; an order another process is asking about is waited for. Raises
-        TransientError when Salesforce could not be asked."""
-        mine, answered, elsewhere = _claim(order_ids)
-        answers = {**answered, **(self._ask(mine) if mine else {})}
-        answers.update({order_id: _await_other_process(order_id) for order_id in elsewhere})
-        return answers
-
     def _join(self, order_id: str) -> _Flight:
         with self._lock:
             flight = self._flights.get(order_id)

@@ -88,17 +88,6 @@ class Ownership:
             owners.forget_unknown(order_id)
         return self.lookups.owner_of(order_id, waiting) is not None
 
-    def exist_all(self, order_ids: list[str]) -> dict[str, bool]:
-        """Which of `order_ids` exist, in one read of Redis and at most one Salesforce query
-        for the orders nobody recorded (asked afresh, as `exists(fresh=True)` does). Raises
-        TransientError when Salesforce could not be asked."""
-        records = owners.read_owners(order_ids)
-        known = {o: r.submitted or bool(r.account_id) for o, r in records.items()}
-        ask = [order_id for order_id, found in known.items() if not found]
-        if ask:
-            known.update({o: bool(a) for o, a in self.lookups.owners_now(ask).items()})
-        return known
-
     def list_account(self, account_id: str) -> None:
         """Put the account's orders in its index (for its list and its stream), asking
         Salesforce at most once per `OWNERSHIP_CACHE_SECONDS` per account, across processes:

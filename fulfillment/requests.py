@@ -4,23 +4,23 @@ One use case for every way an order is asked for (HTTP, the CLI, the Salesforce 
 with no web request or Celery in sight: the order's existence is asked of a callable, and the
 chain is queued through a `Dispatcher` port.
 
-The `queued` event is the claim: publishing it is atomic and refused while the order is
-anything but new or failed, so two concurrent triggers (or a trigger and a retry) start
-exactly one pipeline. A failed order's new run resumes at the step that failed. One start is
-a batch of one (`start_many`): a batch's claims take two Redis round trips, and its runs
-leave as one message that a worker turns into their chains (`queue_runs`).
+The `queued` event is the claim (`claims.py`): publishing it is atomic and refused while the
+order is anything but new or failed, so two concurrent triggers (or a trigger and a retry)
+start exactly one pipeline. A failed order's new run resumes at the step that failed. One
+start is a batch of one (`start_many`): a batch's claims take two Redis round trips (two
+commands per order) and at most one Salesforce query for the orders nobody recorded, and its
+runs leave as one message that a worker turns into their chains (`queue_runs`).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import settings
-from integrations import TransientError
 from notifier import (
     DuplicateEvent,
     IllegalTransition,
@@ -28,11 +28,11 @@ from notifier import (
     Stage,
     Update,
     current_state,
-    publish_many,
 )
 from notifier.state import current_states
 
 from . import recovery
+from .claims import Ask, claim_all, claimed_facts
 from .failures import BROKER_UNAVAILABLE, failure
 from .metrics import TRIGGERS
 from .ports import Dispatcher, QueuedRun, RedisEvents
@@ -52,10 +52,6 @@ class Trigger:
     run: int = 1
 
 
-class UnknownOrder(LookupError):
-    """Raised when Salesforce has no such order."""
-
-
 class BrokerUnavailable(RuntimeError):
     """Raised when the order could not be queued; it was announced as failed (retryable)."""
 
@@ -71,37 +67,28 @@ class NotFailed(RuntimeError):
 def request_fulfillment(
     order_id: str,
     dispatcher: Dispatcher,
-    exists: Callable[[str], bool] | None = None,
+    ask: Ask | None = None,
     *,
     retry: bool = False,
     source_event: str | None = None,
 ) -> Trigger:
-    """Queue the order (or, with `retry`, a failed order's next run), once `exists` says
-    Salesforce knows it. Salesforce being down does not stop it: the pipeline retries, and
-    fails an order that turns out unknown. `source_event` is the id of the Salesforce event
-    that asked: the same event asking again is a duplicate, whatever the order's stage (a new
-    event for a failed order opens its next run, as a trigger does)."""
-    if exists is not None:
-        _ensure_exists(order_id, exists)
+    """Queue the order (or, with `retry`, a failed order's next run). An order nobody
+    recorded is asked about with `ask` (Salesforce), and refused (`UnknownOrder`) when
+    Salesforce does not know it; Salesforce being down does not stop it: the pipeline
+    retries, and fails an order that turns out unknown. `source_event` is the id of the
+    Salesforce event that asked: the same event asking again is a duplicate, whatever the
+    order's stage (a new event for a failed order opens its next run, as a trigger does)."""
     if retry:
         return retry_order(order_id, dispatcher)
-    return start_fulfillment(order_id, dispatcher, source_event)
-
-
-def _ensure_exists(order_id: str, exists: Callable[[str], bool]) -> None:
-    try:
-        if not exists(order_id):
-            raise UnknownOrder(order_id)
-    except TransientError as exc:
-        log.warning("order %s: existence not checked (%s)", order_id, exc.code)
+    return start_fulfillment(order_id, dispatcher, source_event, ask)
 
 
 def start_fulfillment(
-    order_id: str, dispatcher: Dispatcher, source_event: str | None = None
+    order_id: str, dispatcher: Dispatcher, source_event: str | None = None, ask: Ask | None = None
 ) -> Trigger:
     """Queue the order unless it is already queued, in flight or completed (or the event
     `source_event` already asked for it)."""
-    (outcome,) = start_many([(order_id, source_event)], dispatcher)
+    (outcome,) = start_many([(order_id, source_event)], dispatcher, ask)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -112,23 +99,16 @@ StartRequest = tuple[str, str | None]
 
 
 def start_many(
-    requests: Sequence[StartRequest], dispatcher: Dispatcher
+    requests: Sequence[StartRequest], dispatcher: Dispatcher, ask: Ask | None = None
 ) -> list[Trigger | Exception]:
     """`start_fulfillment` for many orders at once: every claim in two Redis round trips
-    (each claim atomic on its own), then the runs claimed queued in one message (a worker
-    queues their chains). One outcome per request, in order: its Trigger, or the exception
-    `start_fulfillment` would raise."""
+    (each claim atomic on its own; the orders nobody recorded asked about with `ask` in
+    between), then the runs claimed queued in one message (a worker queues their chains).
+    One outcome per request, in order: its Trigger, or the exception `start_fulfillment`
+    would raise."""
     grace = settings.current().recovery.stuck_after_seconds
     updates = [Update(order_id, _queued_update(), source) for order_id, source in requests]
-    published = publish_many(
-        updates,
-        read_also=recovery.queue_start_facts,
-        # Marked alive before the claim: if we die before queueing, the reconciler takes over.
-        before_commit=lambda pipe, order_id: recovery.queue_mark_alive(
-            pipe, order_id, grace, "queued"
-        ),
-    )
-    outcomes = [_claimed(result) for result in published]
+    outcomes = [_claimed(result) for result in claim_all(updates, grace, ask)]
     runs = [outcome for outcome in outcomes if isinstance(outcome, QueuedRun)]
     queued = iter(_queue(runs, dispatcher))
     return [next(queued) if isinstance(o, QueuedRun) else o for o in outcomes]
@@ -149,7 +129,7 @@ def _claimed(claim: Published) -> QueuedRun | Trigger | Exception:
         return _duplicate(order_id, claim.previous)
     if claim.error is not None or claim.payload is None:
         return claim.error or RuntimeError(f"order {order_id}: not claimed")
-    failed_step, epoch = recovery.start_facts(claim.extra)
+    failed_step, epoch = claimed_facts(claim)
     point = recovery.resume_point(claim.previous, failed_step)
     run, task_id = int(claim.payload["run"]), str(claim.payload["taskId"])
     return QueuedRun(order_id, run, epoch, point, task_id)

@@ -7,9 +7,10 @@ as an operator retry would. An event without an order id, or whose order Salesfo
 know, is logged and counted, and never stops the stream.
 
 A batch costs one Salesforce call at most: the orders whose owner nobody recorded are asked
-about in one query (`Ownership.exist_all`; the answers are recorded, so their streams need no
-call either). The starts are one batch (`start_many`): every claim in two Redis round trips,
-each atomic on its own, then one queued chain per order claimed.
+about in one query, between the claims' read and their commit (`start_many`; the answers are
+recorded with the claims, so their streams need no call either). The starts are one batch:
+every claim in two Redis round trips, each atomic on its own, then one message that queues
+the chain of every order claimed.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import logging
 import time
 from typing import Any
 
+from fulfillment.claims import UnknownOrder
 from fulfillment.ownership import Ownership
 from fulfillment.ports import Dispatcher
 from fulfillment.requests import Trigger, start_many
-from integrations import TransientError
 from integrations.pubsub_client import Event
 from notifier import normalize_order_id
 
@@ -37,14 +38,11 @@ class Handler:
     def handle(self, events: list[Event]) -> list[str]:
         """Start every event's order; returns each event's outcome (also counted)."""
         wanted = [(event, self._order_id(event)) for event in events]
-        known = self._known([order_id for _, order_id in wanted if order_id])
         outcomes: dict[int, str] = {}
         starts: list[tuple[int, Event, str]] = []
         for index, (event, order_id) in enumerate(wanted):
             if order_id is None:
                 outcomes[index] = self._outcome("malformed", event, level=logging.WARNING)
-            elif known is not None and not known.get(order_id, False):
-                outcomes[index] = self._outcome("unknown-order", event, order_id, logging.WARNING)
             else:
                 starts.append((index, event, order_id))
         started = self._start_all([(oid, event.event_id) for _, event, oid in starts])
@@ -53,26 +51,19 @@ class Handler:
         return [outcomes[index] for index in range(len(events))]
 
     def _start_all(self, requests: list[tuple[str, str | None]]) -> list[Trigger | Exception]:
+        if not requests:
+            return []
         try:
-            return start_many(requests, self.dispatcher)
+            return start_many(requests, self.dispatcher, self.ownership.gateway.get_order_facts)
         except Exception as exc:  # Redis away: every start of the batch comes back later
             return [exc] * len(requests)
 
     def _order_id(self, event: Event) -> str | None:
         return normalize_order_id(str(event.fields.get(self.order_field) or ""))
 
-    def _known(self, order_ids: list[str]) -> dict[str, bool] | None:
-        """Which orders Salesforce knows (one query for those nobody recorded); None when
-        Salesforce could not be asked (the starts go ahead, as the HTTP trigger's do)."""
-        if not order_ids:
-            return {}
-        try:
-            return self.ownership.exist_all(order_ids)
-        except TransientError as exc:
-            log.warning("orders of %d events not checked (%s)", len(order_ids), exc.code)
-            return None
-
     def _started(self, event: Event, order_id: str, trigger: Trigger | Exception) -> str:
+        if isinstance(trigger, UnknownOrder):
+            return self._outcome("unknown-order", event, order_id, logging.WARNING)
         if isinstance(trigger, Exception):  # not this event's fault (Redis, the broker)
             log.error("platform event not handled: %r", trigger)
             return self._outcome("failed", event, order_id, logging.ERROR)

@@ -23,7 +23,8 @@ from . import keys
 from .connection import get_redis, queue_script, run_pipeline, run_script
 from .scripts import LuaScript
 
-_RECORD = LuaScript.load(__file__, "record_owner")
+#: Recording an owner; `fulfillment.bookkeeping` runs it inside a step's own script.
+RECORD_SCRIPT = LuaScript.load(__file__, "record_owner")
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,17 @@ def owner_record(replies: list[Any]) -> OwnerRecord:
 def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
     """Record the order's account (and the order in the account's index, for its list and
     its stream). `ttl_seconds` applies only while the order has no state."""
-    run_script(_RECORD, *_record_parts(order_id, account_id, ttl_seconds))
+    run_script(RECORD_SCRIPT, *record_parts(order_id, account_id, ttl_seconds))
 
 
-def _record_parts(
+def record_parts(
     order_id: str,
     account_id: str,
     ttl_seconds: int,
     summary: dict[str, Any] | None = None,
     seen_ms: float | None = None,
 ) -> tuple[list[str], list[Any]]:
+    """The record_owner script's keys and arguments."""
     # Fractional: orders recorded in the same millisecond (a batch) still sort newest first.
     now_ms = time.time() * 1000 if seen_ms is None else seen_ms
     index_ttl = settings.current().events.ttl_seconds
@@ -116,8 +118,8 @@ def record_answers(
             if account_id:
                 summary = (summaries or {}).get(order_id)
                 seen = (seen_ms or {}).get(order_id)
-                parts = _record_parts(order_id, account_id, ttl_seconds, summary, seen)
-                queue_script(pipe, _RECORD, *parts)
+                parts = record_parts(order_id, account_id, ttl_seconds, summary, seen)
+                queue_script(pipe, RECORD_SCRIPT, *parts)
             else:
                 pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))
 

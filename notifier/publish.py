@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +43,9 @@ from .scripts import LuaScript
 
 _CAS_ATTEMPTS = 20
 
-_PUBLISH = LuaScript.load(__file__, "publish")
-
-#: Queues commands for one order on a pipeline (see `publish_many`).
-OrderCommands = Callable[[Pipeline, str], None]
+#: The publish script; `fulfillment.bookkeeping` runs it inside a step's own script, so a
+#: step's bookkeeping and its update are one call (see `commit_parts`).
+PUBLISH_SCRIPT = LuaScript.load(__file__, "publish")
 
 
 class PublishConflict(RuntimeError):
@@ -100,17 +99,14 @@ def publish(order_id: str, update: Mapping[str, Any], *, source_event: str | Non
 
 
 def publish_many(
-    updates: Sequence[Update],
-    *,
-    read_also: OrderCommands | None = None,
-    before_commit: OrderCommands | None = None,
+    updates: Sequence[Update], publishing: Publishing | None = None
 ) -> list[Published]:
     """Publish many updates in two round trips (one pipeline of reads, one of commits), each
     update atomic on its own, exactly as `publish` would; one `Published` per update, in
-    order. `read_also` queues one more read per order in the reads' pipeline (its reply comes
-    back as `extra`); `before_commit` queues commands that must reach Redis just before the
-    order's commit, in the same pipeline (an alive mark). Updates whose order changed between
-    read and commit are read and decided again."""
+    order. Updates whose order changed between read and commit are read and decided again.
+    `publishing` says how each order is read and committed (default: the state, and the
+    publish script): a caller doing more in the same commands passes its own."""
+    publishing = publishing or Publishing()
     results: dict[int, Published] = {}
     pending: dict[int, Update] = {}
     for index, item in enumerate(updates):
@@ -120,18 +116,22 @@ def publish_many(
             results[index] = Published(item.order_id, error=invalid)
         else:
             pending[index] = Update(oid, item.update, item.source_event)
-    for _ in range(_CAS_ATTEMPTS):
+    for attempt in range(_CAS_ATTEMPTS):
         if not pending:
             break
-        reads = _read_all(pending, read_also)
+        reads = _read_all(pending, publishing)
+        if attempt == 0:
+            results.update(publishing.review(pending, reads))
         commits = {}
         for index, item in pending.items():
-            decided = _decide(item, reads[index])
+            if index in results:
+                continue
+            decided = decide(item, reads[index])
             if isinstance(decided, Published):
                 results[index] = decided
             else:
                 commits[index] = decided
-        for index, outcome in _commit_all(commits, before_commit).items():
+        for index, outcome in _commit_all(commits, publishing).items():
             if outcome is not None:
                 results[index] = outcome
         pending = {index: pending[index] for index in commits if index not in results}
@@ -141,8 +141,33 @@ def publish_many(
     return [results[index] for index in range(len(updates))]
 
 
+class Publishing:
+    """How `publish_many` reads and commits each order: one command each. A subclass may do
+    more in those commands (a script of its own that calls the publish script: see
+    `fulfillment.claims`)."""
+
+    def queue_read(self, pipe: Pipeline, order_id: str) -> None:
+        pipe.hmget(keys.state_key(order_id), list(READ_FIELDS))
+
+    def read(self, reply: Any) -> OrderRead:
+        return OrderRead.from_reply(reply)
+
+    def review(
+        self, pending: Mapping[int, Update], reads: dict[int, OrderRead]
+    ) -> dict[int, Published]:
+        """After the first read: refusals decided before any update is (by index); may
+        replace entries of `reads` (an owner learned meanwhile)."""
+        return {}
+
+    def queue_commit(self, pipe: Pipeline, commit: Commit) -> None:
+        queue_script(pipe, PUBLISH_SCRIPT, *commit_parts(commit))
+
+
 @dataclass(frozen=True)
-class _Read:
+class OrderRead:
+    """What an update is decided on: the order's sequence number, state and progress as read
+    (one HMGET of `READ_FIELDS`; `from_reply` decodes it)."""
+
     seq: int
     current: dict[str, Any] | None
     progress: str | None
@@ -150,80 +175,81 @@ class _Read:
     #: The order's account, when recorded: its account stream gets the update too.
     owner: str | None = None
 
+    @classmethod
+    def from_reply(cls, reply: Sequence[Any], extra: Any = None) -> OrderRead:
+        seq, raw, progress, owner = reply
+        current = json.loads(raw) if raw else None
+        return cls(int(seq or 0), current, str(progress) if progress else None, extra,
+                   owner or None)  # fmt: skip
+
+
+#: The state hash's fields an `OrderRead` is made of, in `from_reply`'s order.
+READ_FIELDS = ("seq", "payload", "progress", "owner")
+
 
 @dataclass(frozen=True)
-class _Commit:
+class Commit:
     update: Update
-    read: _Read
+    read: OrderRead
     payload: dict[str, Any]
     progress: str
 
 
-def _read_all(pending: Mapping[int, Update], read_also: OrderCommands | None) -> dict[int, _Read]:
+def _read_all(pending: Mapping[int, Update], publishing: Publishing) -> dict[int, OrderRead]:
     def build(pipe: Pipeline) -> None:
         for item in pending.values():
-            pipe.hmget(keys.state_key(item.order_id), ["seq", "payload", "progress", "owner"])
-            if read_also is not None:
-                read_also(pipe, item.order_id)
+            publishing.queue_read(pipe, item.order_id)
 
-    replies = iter(run_pipeline(build))
-    reads = {}
-    for index in pending:
-        seq, raw, progress, owner = next(replies)
-        extra = next(replies) if read_also is not None else None
-        current = json.loads(raw) if raw else None
-        progress = str(progress) if progress else None
-        reads[index] = _Read(int(seq or 0), current, progress, extra, owner or None)
-    return reads
+    replies = run_pipeline(build)
+    return {index: publishing.read(reply) for index, reply in zip(pending, replies, strict=True)}
 
 
-def _decide(item: Update, read: _Read) -> _Commit | Published:
-    """The payload to commit over what was read, or the refusal (lifecycle rules, in Python)."""
+def decide(item: Update, read: OrderRead) -> Commit | Published:
+    """The payload to commit over what was read, or the refusal (lifecycle rules, in Python).
+    `item.order_id` must be normalized."""
     try:
         check_transition(item.order_id, read.current, read.progress, item.update)
         payload = build_payload(item.order_id, item.update, read.current)
     except (IllegalTransition, InvalidUpdate) as exc:
         return Published(item.order_id, previous=read.current, extra=read.extra, error=exc)
-    return _Commit(item, read, payload, next_progress(read.progress, item.update))
+    return Commit(item, read, payload, next_progress(read.progress, item.update))
 
 
 def _commit_all(
-    commits: Mapping[int, _Commit], before_commit: OrderCommands | None
+    commits: Mapping[int, Commit], publishing: Publishing
 ) -> dict[int, Published | None]:
     """Commit each decided update; None for those whose order moved on meanwhile."""
-    where: dict[int, int] = {}
 
     def build(pipe: Pipeline) -> None:
-        for index, commit in commits.items():
-            if before_commit is not None:
-                before_commit(pipe, commit.update.order_id)
-            where[index] = len(pipe)
-            _queue_commit(pipe, commit)
+        for commit in commits.values():
+            publishing.queue_commit(pipe, commit)
 
     replies = run_pipeline(build) if commits else []
-    outcomes: dict[int, Published | None] = {}
-    for index, commit in commits.items():
-        reply, item, read = replies[where[index]], commit.update, commit.read
-        if reply == _DUPLICATE:
-            error = DuplicateEvent(
-                f"order {item.order_id}: event {item.source_event} was answered before"
-            )
-            outcomes[index] = Published(
-                item.order_id, previous=read.current, extra=read.extra, error=error
-            )
-        elif reply:
-            outcomes[index] = Published(
-                item.order_id, str(reply), commit.payload, read.current, read.extra
-            )
-        else:
-            outcomes[index] = None
-    return outcomes
+    return {
+        index: commit_outcome(reply, commit)
+        for (index, commit), reply in zip(commits.items(), replies, strict=True)
+    }
 
 
 _DUPLICATE = "!duplicate"
 
 
-def _queue_commit(pipe: Pipeline, commit: _Commit) -> None:
+def commit_outcome(reply: Any, commit: Commit) -> Published | None:
+    """What the publish script's `reply` to `commit` means; None when the order moved on
+    between read and commit (read and decide again)."""
+    item, read = commit.update, commit.read
+    if reply == _DUPLICATE:
+        error = DuplicateEvent(
+            f"order {item.order_id}: event {item.source_event} was answered before"
+        )
+        return Published(item.order_id, previous=read.current, extra=read.extra, error=error)
+    if reply:
+        return Published(item.order_id, str(reply), commit.payload, read.current, read.extra)
+    return None
+
+
+def commit_parts(commit: Commit) -> tuple[list[str], list[Any]]:
+    """The publish script's keys and arguments for `commit`."""
     order_id, payload = commit.update.order_id, commit.payload
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
     # An order has a handful of entries unless it retries a lot; the trim is approximate.
@@ -232,11 +258,9 @@ def _queue_commit(pipe: Pipeline, commit: _Commit) -> None:
     owner = commit.read.owner
     if owner:
         order_keys += [keys.account_events_key(owner), keys.account_orders_key(owner)]
-    queue_script(
-        pipe,
-        _PUBLISH,
-        keys=order_keys,
-        args=[
+    return (
+        order_keys,
+        [
             commit.read.seq,
             data,
             keys.channel(order_id),

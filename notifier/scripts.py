@@ -15,6 +15,10 @@ returns, a continuation of the line above), but a header line that begins with `
 lines; the script's body follows it. The whole file is what Redis runs, header included, so
 the line numbers of a Lua error are the file's.
 
+A script may call other scripts as local functions (`with_functions`): each one's body
+becomes `local function <name>(KEYS, ARGV) ... end` ahead of the script's own body, so one
+call does a step's bookkeeping and its publish, and each rule is still written once.
+
 `notifier.connection.run_script` and `queue_script` take a `LuaScript` and check, before
 anything reaches Redis, that they were given as many keys and arguments as its header
 declares (at least the fixed ones, when it declares a tail): a caller that passes them in the
@@ -26,7 +30,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +97,17 @@ class LuaScript:
             extra_keys=tails["KEYS"],
             extra_args=tails["ARGV"],
         )
+
+    def with_functions(self, **functions: LuaScript) -> LuaScript:
+        """This script with `functions` (other scripts, by the name its body calls them)
+        defined ahead of its body. Their `return` returns from the function; their KEYS and
+        ARGV are the tables the caller passes. Line numbers in errors shift accordingly."""
+        defined = "".join(
+            f"local function {name}(KEYS, ARGV)\n{body(script.source)}end\n"
+            for name, script in functions.items()
+        )
+        header = "".join(line + "\n" for line in header_lines(self.source))
+        return replace(self, source=header + defined + body(self.source))
 
     def check(self, keys: Sequence[Any], args: Sequence[Any]) -> None:
         """TypeError unless `keys` and `args` have the counts the header declares."""

@@ -4,8 +4,11 @@ metrics."""
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from app.auth import SERVICE_SCOPE, mint_token
@@ -64,3 +67,37 @@ def sample(text: str, name: str, **labels: str) -> float:
         if all(have.get(k) == v for k, v in labels.items()):
             total, found = total + float(match.group(3)), True
     return total if found else 0.0
+
+
+@contextmanager
+def commands_sent() -> Iterator[list[str]]:
+    """The commands clients sent to Redis during the block, as Redis's MONITOR saw them (those
+    a script ran inside itself left out: a script call is one command; so is a new
+    connection's handshake, which a pooled connection pays once). Only commands naming this
+    run's keys count: other processes may share the Redis."""
+    import settings
+    from notifier.connection import get_redis
+
+    client, marker = get_redis(), f"end-of-block-{uuid.uuid4().hex}"
+    namespace = f"{settings.current().namespace}:"
+    sent: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            watching.set()
+            for command in monitor.listen():
+                if marker in command["command"]:
+                    return
+                text = command["command"]
+                if command.get("client_type") != "lua" and namespace in text:
+                    sent.append(text)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    watching.wait(5)
+    try:
+        yield sent
+    finally:
+        client.echo(marker)
+        watcher.join(5)
