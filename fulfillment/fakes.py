@@ -18,10 +18,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from integrations import OrderLine, OrderRecord, PermanentError, WhmcsOrder
+from integrations import (
+    OrderActivation,
+    OrderLine,
+    OrderRecord,
+    OrderSummary,
+    PermanentError,
+    TransientError,
+    WhmcsOrder,
+)
 from notifier.events import build_payload, check_transition, next_progress
+from notifier.publish import OrderRead
 
+from .bookkeeping import StepEnd, StepStart
 from .ledger import OrderContext
+from .plan import Job
 from .ports import Ports, QueuedRun
 from .recovery import ResumePoint
 
@@ -33,6 +44,8 @@ class FakeSalesforce:
     def __init__(self) -> None:
         self.orders: dict[str, dict[str, Any]] = {}
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        #: Orders read by `activate_and_read`.
+        self.reads: list[str] = []
         self.fail_next: list[Exception] = []
 
     def add(
@@ -65,6 +78,15 @@ class FakeSalesforce:
         order = self._order(order_id)
         return OrderRecord(order_id, order["account_id"], order["client_id"], order["status"])
 
+    def activate_and_read(self, order_id: str) -> OrderActivation:
+        """One call, as the real composite is: `updates` shows the write, `reads` the read."""
+        self.update_order(order_id, status="Activating")
+        self.reads.append(order_id)
+        order = self.orders[order_id]
+        items = tuple((line.name, line.quantity) for line in order["lines"])
+        summary = OrderSummary(number=None, placed=None, total=None, items=items)
+        return OrderActivation(self.get_order(order_id), tuple(order["lines"]), summary)
+
     def get_order_lines(self, order_id: str) -> list[OrderLine]:
         return list(self._order(order_id)["lines"])
 
@@ -89,6 +111,10 @@ class FakeWhmcs:
     def __init__(self) -> None:
         self.orders: list[tuple[str, WhmcsOrder]] = []
         self.accepted: list[int] = []
+        #: How many times `find_order` was asked.
+        self.lookups = 0
+        #: The next AddOrder creates the order, then its answer is lost (a timeout).
+        self.lose_next_answer = False
         self.fail_next: list[Exception] = []
 
     def _maybe_fail(self) -> None:
@@ -97,6 +123,7 @@ class FakeWhmcs:
 
     def find_order(self, client_id: int, sf_order_id: str, product_id: int) -> WhmcsOrder | None:
         self._maybe_fail()
+        self.lookups += 1
         return next((order for sf_id, order in self.orders if sf_id == sf_order_id), None)
 
     def add_order(self, client_id: int, lines: Iterable[OrderLine], sf_order_id: str) -> WhmcsOrder:
@@ -105,9 +132,12 @@ class FakeWhmcs:
         order = WhmcsOrder(order_id=number, service_ids=tuple(number * 10 + i for i, _ in
                                                               enumerate(lines)))  # fmt: skip
         self.orders.append((sf_order_id, order))
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise TransientError("WHMCS_UNAVAILABLE", "the answer was lost", system="whmcs")
         return order
 
-    def accept_order(self, order_id: int) -> None:
+    def accept_order(self, order_id: int, *, pending: bool = False) -> None:
         self._maybe_fail()
         self.accepted.append(order_id)
 
@@ -170,21 +200,68 @@ class MemoryEvents:
 @dataclass
 class MemoryRecovery:
     epochs: dict[str, int] = field(default_factory=dict)
-    #: Purposes held right now, per order (the lease's critical section).
-    held: set[tuple[str, str]] = field(default_factory=set)
+    #: Orders whose provisioning lease is held right now.
+    held: set[str] = field(default_factory=set)
+    #: The ledger the lease reads and writes.
+    ledger: MemoryLedger = field(default_factory=MemoryLedger)
 
     def epoch(self, order_id: str) -> int:
         return self.epochs.get(order_id, 0)
 
     @contextmanager
-    def exclusive(self, order_id: str, purpose: str) -> Iterator[None]:
-        if (order_id, purpose) in self.held:
-            raise AssertionError(f"{purpose} of {order_id} entered twice at once")
-        self.held.add((order_id, purpose))
+    def provisioning(self, order_id: str) -> Iterator[_MemorySection]:
+        if order_id in self.held:
+            raise AssertionError(f"provisioning of {order_id} entered twice at once")
+        self.held.add(order_id)
+        section = _MemorySection(self.ledger.load_whmcs_order(order_id))
         try:
-            yield
+            yield section
         finally:
-            self.held.discard((order_id, purpose))
+            if section.recorded is not None:
+                self.ledger.save_whmcs_order(order_id, section.recorded)
+            self.held.discard(order_id)
+
+
+@dataclass
+class _MemorySection:
+    whmcs_order: WhmcsOrder | None
+    recorded: WhmcsOrder | None = None
+
+    def record(self, order: WhmcsOrder) -> None:
+        self.recorded = order
+
+
+@dataclass
+class MemoryBooks:
+    """A step's bookkeeping over the other fakes: what `begin` reads, `finish` writes."""
+
+    events: MemoryEvents
+    ledger: MemoryLedger
+    recovery: MemoryRecovery
+
+    def begin(self, job: Job) -> StepStart:
+        oid = job.order_id
+        history = self.events.history.get(oid, [])
+        current = dict(history[-1]) if history else None
+        read = OrderRead(len(history), current, self.events.progress.get(oid), None,
+                         self.events.owners.get(oid))  # fmt: skip
+        return StepStart(
+            read=read,
+            epoch=self.recovery.epoch(oid),
+            context=self.ledger.load_context(oid),
+            whmcs_order=self.ledger.load_whmcs_order(oid),
+            failed_step=self.ledger.load_failed_step(oid),
+        )
+
+    def announce(self, job: Job, start: StepStart, update: Mapping[str, Any]) -> str:
+        return self.events.publish(job.order_id, update)
+
+    def finish(self, job: Job, start: StepStart, end: StepEnd) -> str | None:
+        if end.context is not None:
+            self.ledger.save_context(job.order_id, end.context)
+        if end.owner is not None:
+            self.events.record_owner(job.order_id, end.owner.account_id)
+        return self.events.publish(job.order_id, end.update) if end.update is not None else None
 
 
 @dataclass
@@ -219,14 +296,18 @@ class FakePorts(Ports):
     ledger: MemoryLedger
     events: MemoryEvents
     recovery: MemoryRecovery
+    books: MemoryBooks
 
 
 def fake_ports() -> FakePorts:
+    ledger, events = MemoryLedger(), MemoryEvents()
+    recovery = MemoryRecovery(ledger=ledger)
     return FakePorts(
         salesforce=FakeSalesforce(),
         whmcs=FakeWhmcs(),
-        ledger=MemoryLedger(),
-        events=MemoryEvents(),
-        recovery=MemoryRecovery(),
+        ledger=ledger,
+        events=events,
+        recovery=recovery,
+        books=MemoryBooks(events, ledger, recovery),
         crashpoint=lambda _point: None,
     )

@@ -33,14 +33,18 @@ def _key(order_id: str) -> str:
     return keys.order_key(order_id, "ledger")
 
 
-def save_context(order_id: str, context: OrderContext) -> None:
+#: The ledger's fields: what provisioning needs, and the WHMCS order it created.
+CONTEXT, WHMCS_ORDER = "context", "whmcsOrder"
+#: How long a ledger lives after its last write.
+TTL_SECONDS = _LEDGER_TTL_SECONDS
+
+
+def encode_context(context: OrderContext) -> str:
     lines = [[line.product_id, line.quantity, line.name] for line in context.lines]
-    value = json.dumps({"clientId": context.client_id, "lines": lines})
-    _write(order_id, "context", value)
+    return json.dumps({"clientId": context.client_id, "lines": lines})
 
 
-def load_context(order_id: str) -> OrderContext | None:
-    raw = get_redis().hget(_key(order_id), "context")
+def decode_context(raw: str | bytes | None) -> OrderContext | None:
     if not raw:
         return None
     data = json.loads(raw)
@@ -48,17 +52,31 @@ def load_context(order_id: str) -> OrderContext | None:
     return OrderContext(client_id=int(data["clientId"]), lines=lines)
 
 
-def save_whmcs_order(order_id: str, order: WhmcsOrder) -> None:
-    value = json.dumps({"orderId": order.order_id, "serviceIds": list(order.service_ids)})
-    _write(order_id, "whmcsOrder", value)
+def encode_whmcs_order(order: WhmcsOrder) -> str:
+    return json.dumps({"orderId": order.order_id, "serviceIds": list(order.service_ids)})
 
 
-def load_whmcs_order(order_id: str) -> WhmcsOrder | None:
-    raw = get_redis().hget(_key(order_id), "whmcsOrder")
+def decode_whmcs_order(raw: str | bytes | None) -> WhmcsOrder | None:
     if not raw:
         return None
     data = json.loads(raw)
     return WhmcsOrder(order_id=int(data["orderId"]), service_ids=tuple(data["serviceIds"]))
+
+
+def save_context(order_id: str, context: OrderContext) -> None:
+    _write(order_id, CONTEXT, encode_context(context))
+
+
+def load_context(order_id: str) -> OrderContext | None:
+    return decode_context(get_redis().hget(_key(order_id), CONTEXT))
+
+
+def save_whmcs_order(order_id: str, order: WhmcsOrder) -> None:
+    _write(order_id, WHMCS_ORDER, encode_whmcs_order(order))
+
+
+def load_whmcs_order(order_id: str) -> WhmcsOrder | None:
+    return decode_whmcs_order(get_redis().hget(_key(order_id), WHMCS_ORDER))
 
 
 def _write(order_id: str, field: str, value: str) -> None:

@@ -1,28 +1,40 @@
 """What the steps work with, passed in: the two external systems, the ledger, the order's
-events, recovery's epoch and lease, and the crash points. `live()` builds the real ones for a
-process; `fakes.py` has in-memory ones, so the step rules are tested without services.
+events, recovery's lease, a step's bookkeeping, and the crash points. `live()` builds the
+real ones for a process; `fakes.py` has in-memory ones, so the step rules are tested without
+services.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
 import settings as process_settings
-from integrations import OrderLine, OrderRecord, SalesforceGateway, WhmcsGateway, WhmcsOrder
+from integrations import (
+    OrderActivation,
+    OrderLine,
+    OrderRecord,
+    SalesforceGateway,
+    WhmcsGateway,
+    WhmcsOrder,
+)
 from notifier import current_state, owners, publish
 from settings import SalesforceConfig, Settings, WhmcsConfig
 
-from . import ledger, recovery
+from . import bookkeeping, ledger, recovery
+from .bookkeeping import StepEnd, StepStart
 from .crashpoints import crashpoint
 from .ledger import OrderContext
-from .plan import Step
+from .plan import Job, Step
 
 
 class Salesforce(Protocol):
+    def activate_and_read(self, order_id: str) -> OrderActivation:
+        """Mark the order Activating, then read it (order, lines, summary): one API call."""
+
     def get_order(self, order_id: str) -> OrderRecord: ...
     def get_order_lines(self, order_id: str) -> list[OrderLine]: ...
     def update_order(
@@ -42,7 +54,8 @@ class Whmcs(Protocol):
     def add_order(
         self, client_id: int, lines: Iterable[OrderLine], sf_order_id: str
     ) -> WhmcsOrder: ...
-    def accept_order(self, order_id: int) -> None: ...
+    def accept_order(self, order_id: int, *, pending: bool = False) -> None:
+        """Accept the order; `pending`: it was created just now (no need to look first)."""
 
 
 class Ledger(Protocol):
@@ -63,9 +76,26 @@ class OrderEvents(Protocol):
     def record_owner(self, order_id: str, account_id: str) -> None: ...
 
 
+class ProvisioningSection(Protocol):
+    """The provisioning lease held: the WHMCS order the ledger had as it was taken, and the
+    one created meanwhile (`record`: written as the lease is released)."""
+
+    @property
+    def whmcs_order(self) -> WhmcsOrder | None: ...
+    def record(self, order: WhmcsOrder) -> None: ...
+
+
 class Recovery(Protocol):
-    def epoch(self, order_id: str) -> int: ...
-    def exclusive(self, order_id: str, purpose: str) -> AbstractContextManager[None]: ...
+    def provisioning(self, order_id: str) -> AbstractContextManager[ProvisioningSection]:
+        """The order's provisioning lease, for the block (TransientError if it stays held)."""
+
+
+class Books(Protocol):
+    """A step's bookkeeping (`bookkeeping.py`): one call as it begins, one as it ends."""
+
+    def begin(self, job: Job) -> StepStart: ...
+    def announce(self, job: Job, start: StepStart, update: Mapping[str, Any]) -> str: ...
+    def finish(self, job: Job, start: StepStart, end: StepEnd) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -111,6 +141,7 @@ class Ports:
     ledger: Ledger
     events: OrderEvents
     recovery: Recovery
+    books: Books
     #: A test-only crash point: `crashpoint(name)` may kill the process there.
     crashpoint: Callable[[str], None]
 
@@ -140,11 +171,39 @@ class RedisEvents:
 class RedisRecovery:
     lease_seconds: float
 
-    def epoch(self, order_id: str) -> int:
-        return recovery.epoch(order_id)
+    @contextmanager
+    def provisioning(self, order_id: str) -> Iterator[ProvisioningSection]:
+        field = ledger.WHMCS_ORDER
+        with recovery.exclusive(order_id, "provision", self.lease_seconds, field) as section:
+            yield _LedgerSection(section)
 
-    def exclusive(self, order_id: str, purpose: str) -> AbstractContextManager[None]:
-        return recovery.exclusive(order_id, purpose, self.lease_seconds)
+
+@dataclass(frozen=True)
+class _LedgerSection:
+    section: recovery.Section
+
+    @property
+    def whmcs_order(self) -> WhmcsOrder | None:
+        return ledger.decode_whmcs_order(self.section.value)
+
+    def record(self, order: WhmcsOrder) -> None:
+        self.section.write(ledger.encode_whmcs_order(order))
+
+
+@dataclass(frozen=True)
+class RedisBooks:
+    #: How long a running step's alive mark lasts (renewed), and a waiting next step's.
+    alive_seconds: float
+    waiting_seconds: float
+
+    def begin(self, job: Job) -> StepStart:
+        return bookkeeping.begin(job, self.alive_seconds)
+
+    def announce(self, job: Job, start: StepStart, update: Mapping[str, Any]) -> str:
+        return bookkeeping.announce(job, start, update)
+
+    def finish(self, job: Job, start: StepStart, end: StepEnd) -> str | None:
+        return bookkeeping.finish(job, start, end, self.waiting_seconds)
 
 
 def live(settings: Settings | None = None) -> Ports:
@@ -156,6 +215,7 @@ def live(settings: Settings | None = None) -> Ports:
         ledger=RedisLedger(),
         events=RedisEvents(),
         recovery=RedisRecovery(settings.recovery.alive_seconds),
+        books=RedisBooks(settings.recovery.alive_seconds, settings.recovery.stuck_after_seconds),
         crashpoint=crashpoint,
     )
 

@@ -12,8 +12,9 @@ often steps died, and where a run starts.
   step died mid-run). Too many strikes in a row, with no step completing between, fail the
   order instead of looping (a step that keeps killing its worker).
 - The *provisioning lease* (`exclusive`): a per-order critical section around creating the
-  WHMCS order. A lease is not a fence (a paused holder can outlive it), which is why the
-  step also asks WHMCS before creating.
+  WHMCS order, which reads the ledger as it is entered and writes it as it is left. A lease
+  is not a fence (a paused holder can outlive it), which is why a repeated provisioning also
+  asks WHMCS before creating.
 - The *resume point*: where a run starts, for a trigger (a failed order's new run starts at
   the step that failed) and for a takeover (at the step the order's stage says is next).
 
@@ -24,6 +25,7 @@ ledger keeps (one key per order, in the order's cluster slot).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -37,7 +39,8 @@ from notifier import Stage, keys
 from notifier.connection import get_redis, run_script
 from notifier.scripts import LuaScript
 
-from .ledger import FAILED_STEP, ledger_key
+from .ledger import TTL_SECONDS as LEDGER_TTL_SECONDS
+from .ledger import ledger_key
 from .plan import Step
 
 log = logging.getLogger(__name__)
@@ -86,7 +89,8 @@ def _after_failure(failed_step: str | None, run: int) -> ResumePoint:
 # -- alive marks and takeovers --------------------------------------------------------------
 
 _RENEW = LuaScript.load(__file__, "renew_lease")
-_RELEASE = LuaScript.load(__file__, "release_lease")
+_ENTER = LuaScript.load(__file__, "enter_lease")
+_LEAVE = LuaScript.load(__file__, "leave_lease")
 _TAKE_OVER = LuaScript.load(__file__, "take_over")
 _END_STEP = LuaScript.load(__file__, "end_step")
 
@@ -97,20 +101,17 @@ def alive_key(order_id: str) -> str:
 
 def mark_alive(order_id: str, seconds: float, why: str = "waiting") -> None:
     """Keep the order marked alive for `seconds` (a scheduled retry, a queued message)."""
-    queue_mark_alive(get_redis(), order_id, seconds, why)
-
-
-def queue_mark_alive(pipe: Any, order_id: str, seconds: float, why: str = "waiting") -> None:
-    """`mark_alive` on a pipeline (or a client: then at once)."""
-    pipe.set(alive_key(order_id), why, ex=max(1, int(seconds)))
+    get_redis().set(alive_key(order_id), why, ex=max(1, int(seconds)))
 
 
 @contextmanager
-def keep_alive(order_id: str, ttl_seconds: float = 15) -> Iterator[None]:
-    """Mark the order alive for the block (its step is running); the mark then fades."""
+def keep_alive(order_id: str, ttl_seconds: float = 15, *, marked: bool = False) -> Iterator[None]:
+    """Keep the order marked alive for the block (its step is running); the mark then fades.
+    `marked`: the caller set the mark already (a step's bookkeeping did, as it began)."""
     client = get_redis()
     seconds = max(1, int(ttl_seconds))
-    client.set(alive_key(order_id), "running", ex=seconds)
+    if not marked:
+        client.set(alive_key(order_id), "running", ex=seconds)
     with _Renewer(lambda: client.set(alive_key(order_id), "running", ex=seconds), ttl_seconds / 3):
         yield
 
@@ -128,17 +129,6 @@ def claim_takeover(order_id: str, grace_seconds: float) -> int | None:
 
 def epoch(order_id: str) -> int:
     return int(get_redis().hget(ledger_key(order_id), "epoch") or 0)
-
-
-def queue_start_facts(pipe: Any, order_id: str) -> None:
-    """Queue the read of what a start needs from the ledger; `start_facts` reads the reply."""
-    pipe.hmget(ledger_key(order_id), [FAILED_STEP, "epoch"])
-
-
-def start_facts(reply: list[Any]) -> tuple[str | None, int]:
-    """The step that failed last (where a new run resumes) and the current epoch."""
-    failed_step, current_epoch = reply
-    return (str(failed_step) if failed_step else None), int(current_epoch or 0)
 
 
 def mark_started(order_id: str, epoch: int) -> None:
@@ -168,10 +158,27 @@ def count_strike(order_id: str) -> int:
 # -- the provisioning lease ---------------------------------------------------------------
 
 
+@dataclass
+class Section:
+    """A critical section held: the ledger field as it was when entered, and what to write
+    there on the way out (`write`)."""
+
+    value: str | None
+    written: str | None = None
+
+    def write(self, value: str) -> None:
+        """Write `value` to the field when the section is left (in the same call as the
+        release, even when the block raises)."""
+        self.written = value
+
+
 @contextmanager
-def exclusive(order_id: str, purpose: str, lease_seconds: float) -> Iterator[None]:
-    """Hold the order's `purpose` lease for the block; wait for a holder, then give up with a
-    TransientError (the step retries later).
+def exclusive(
+    order_id: str, purpose: str, lease_seconds: float, ledger_field: str
+) -> Iterator[Section]:
+    """Hold the order's `purpose` lease for the block, reading the ledger's `ledger_field`
+    as it is taken and writing what the block `write`s as it is released (one call each);
+    wait for a holder, then give up with a TransientError (the step retries later).
 
     Give it the alive marks' lifetime (`ALIVE_SECONDS`): a dead holder's lease must lapse by
     the time its order is taken over, or the takeover only waits for a corpse."""
@@ -180,41 +187,93 @@ def exclusive(order_id: str, purpose: str, lease_seconds: float) -> Iterator[Non
     client = get_redis()
     lease_ms = int(lease_seconds * 1000)
     deadline = time.monotonic() + lease_seconds + 5
-    while not client.set(key, token, nx=True, px=lease_ms):
+    section_keys = [key, ledger_key(order_id)]
+    while True:
+        taken, *value = run_script(_ENTER, section_keys, [token, lease_ms, ledger_field], client)
+        if taken:
+            break
         if time.monotonic() > deadline:
             raise TransientError(
                 "STEP_IN_PROGRESS", f"another worker is running {purpose}", system="fulfillment"
             )
         time.sleep(0.2)
+    section = Section(value[0] if value and value[0] else None)
     try:
         with _Renewer(
             lambda: run_script(_RENEW, [key], [token, lease_ms], client), lease_seconds / 3
         ):
-            yield
+            yield section
     finally:
         # Compare-and-delete: never release a lease that expired and was taken by another.
-        run_script(_RELEASE, [key], [token], client)
+        field, written = (ledger_field, section.written) if section.written else ("", "")
+        run_script(_LEAVE, section_keys, [token, field, written, LEDGER_TTL_SECONDS], client)
 
 
 class _Renewer:
-    """Calls `renew` every `interval` seconds on a daemon thread until stopped."""
+    """Calls `renew` every `interval` seconds while the block runs, on the process's one
+    renewal thread (`_RENEWALS`): a step holds a mark and maybe a lease, and a thread started
+    and joined for each cost more than the step's own Redis calls. Once the block has left,
+    `renew` is not called again (a renewal in progress is waited for)."""
 
     def __init__(self, renew: Callable[[], object], interval: float) -> None:
-        self._renew, self._interval = renew, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="lease-renewer")
+        self._renew, self._interval = renew, max(0.05, interval)
+        self.lock = threading.Lock()
+        self.cancelled = False
+        self.due = 0.0
 
     def __enter__(self) -> _Renewer:
-        self._thread.start()
+        self.due = time.monotonic() + self._interval
+        _RENEWALS.add(self)
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        with self.lock:
+            self.cancelled = True
+        _RENEWALS.discard(self)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+    def renew(self) -> None:
+        with self.lock:
+            if self.cancelled:
+                return
             try:
                 self._renew()
             except Exception as exc:  # a missed renewal only shortens the lease
                 log.warning("lease renewal failed: %r", exc)
+        self.due = time.monotonic() + self._interval
+
+
+class _Renewals:
+    """The renewers held in this process, renewed by one daemon thread as each falls due
+    (started on first use, so a forked pool process starts its own)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held: set[_Renewer] = set()
+        self._pid: int | None = None
+
+    def add(self, renewer: _Renewer) -> None:
+        with self._changed:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="renewals", daemon=True).start()
+            self._held.add(renewer)
+            self._changed.notify()
+
+    def discard(self, renewer: _Renewer) -> None:
+        with self._changed:
+            self._held.discard(renewer)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [r for r in self._held if r.due <= now]
+                if not due:
+                    soonest = min((r.due for r in self._held), default=now + 60)
+                    self._changed.wait(max(0.01, soonest - now))
+                    continue
+            for renewer in due:
+                renewer.renew()
+
+
+_RENEWALS = _Renewals()

@@ -97,10 +97,12 @@ class WhmcsGateway:
             raise _permanent("WHMCS_ORDER_MISSING", f"WHMCS order {order_id} not found")
         return orders[0]
 
-    def accept_order(self, order_id: int) -> None:
+    def accept_order(self, order_id: int, *, pending: bool = False) -> None:
         """Accept a Pending order (running its modules' setup) and make sure every service is
-        set up; safe to repeat: nothing already done is done again."""
-        order = self._order(order_id)
+        set up; safe to repeat: nothing already done is done again. `pending`: the order was
+        created just now, so it is accepted without being looked at first (one call, not two;
+        a refusal still looks)."""
+        order = {"status": "Pending"} if pending else self._order(order_id)
         if order.get("status") == "Pending":
             try:
                 self.call(

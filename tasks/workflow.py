@@ -65,12 +65,11 @@ class StepTask(Task):
         current = settings.current()
         started, outcome = time.perf_counter(), "failed"
         try:
-            with recovery.keep_alive(job.order_id, current.recovery.alive_seconds):
-                recovery.mark_started(job.order_id, job.epoch)
+            # The step's own bookkeeping marks it alive and running as it begins, and leaves
+            # the mark for the next step as it ends (`fulfillment.bookkeeping`); this renews.
+            with recovery.keep_alive(job.order_id, current.recovery.alive_seconds, marked=True):
                 steps.RULES[self.step](job, ports.live(current))
             outcome = "ok"
-            # The next step waits in the queue: alive, not stuck.
-            recovery.mark_alive(job.order_id, current.recovery.stuck_after_seconds, "queued")
         except steps.StaleMessage as exc:
             outcome = "stale"
             log.info("%s: %s", self.name, exc)
@@ -83,8 +82,9 @@ class StepTask(Task):
             outcome = "retry"
             raise self._retry_soon(job, exc) from None
         finally:
-            with contextlib.suppress(*_INFRASTRUCTURE):  # Redis down: the step is retried anyway
-                recovery.mark_ended(job.order_id, job.epoch, progressed=outcome == "ok")
+            if outcome != "ok":  # a finished step's bookkeeping ended it
+                with contextlib.suppress(*_INFRASTRUCTURE):  # Redis down: retried anyway
+                    recovery.mark_ended(job.order_id, job.epoch, progressed=False)
             self._record(job, outcome, time.perf_counter() - started)
 
     def _record(self, job: Job, outcome: str, seconds: float) -> None:

@@ -201,8 +201,15 @@ def test_an_order_salesforce_does_not_know_is_404(client, tokens):
         ("whmcs", "AddOrder", "html", "completed", None),
         ("whmcs", "AddOrder", "truncated", "completed", None),
         ("whmcs", "AddOrder", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
-        ("whmcs", "GetOrders", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
-        ("whmcs", "GetClientsProducts", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
+        # Asked only by a repeated provisioning (AddOrder's answer lost first).
+        ("whmcs", "AddOrder:timeout,GetOrders", "garbled", "failed", "WHMCS_BAD_RESPONSE"),
+        (
+            "whmcs",
+            "AddOrder:timeout,GetClientsProducts",
+            "garbled",
+            "failed",
+            "WHMCS_BAD_RESPONSE",
+        ),
         ("whmcs", "AcceptOrder", "html", "completed", None),
         ("salesforce", "query", "html", "completed", None),
         ("salesforce", "query", "truncated", "completed", None),
@@ -218,7 +225,11 @@ def test_malformed_vendor_answers_never_leave_an_order_stuck(
     # fault meets the pipeline's own read.
     seen = client.get(f"/api/orders/{order['orderId']}", headers=tokens.headers(tokens.service()))
     assert seen.status_code == 200
-    sandbox_client.fault(system, action, mode=mode, times=1)
+    *before, last = action.split(",")  # faults that lead to the one under test, in turn
+    for earlier in before:
+        name, _, earlier_mode = earlier.partition(":")
+        sandbox_client.fault(system, name, mode=earlier_mode, times=1, holdMs=2500)
+    sandbox_client.fault(system, last, mode=mode, times=1)
 
     trigger(client, tokens, order["orderId"])
 

@@ -10,7 +10,7 @@ from fulfillment import steps
 from fulfillment.fakes import FakePorts, fake_ports
 from fulfillment.plan import Job, Step
 from fulfillment.recovery import ResumePoint, resume_point
-from integrations import PermanentError, TransientError, WhmcsOrder
+from integrations import PermanentError, TransientError
 
 ORDER = "8015g00000AbCdEAAV"
 
@@ -36,14 +36,35 @@ def test_a_whole_chain_creates_one_whmcs_order_and_completes(ports) -> None:
     assert ports.events.owners[ORDER] == "001000000000001AAA"
 
 
-def test_provisioning_adopts_the_whmcs_order_that_already_exists(ports) -> None:
+def test_provisioning_adopts_the_whmcs_order_whose_answer_was_lost(ports) -> None:
     steps.activate(Job(ORDER, 1), ports)
-    existing = WhmcsOrder(order_id=42, service_ids=(420,))
-    ports.whmcs.orders.append((ORDER, existing))  # AddOrder worked, its answer was lost
+    ports.whmcs.lose_next_answer = True  # AddOrder works in WHMCS, its answer never arrives
+    with pytest.raises(TransientError):
+        steps.provision(Job(ORDER, 1), ports)
+    (created,) = [order for _, order in ports.whmcs.orders]
+    assert ports.ledger.load_whmcs_order(ORDER) is None
     steps.provision(Job(ORDER, 1, attempt=2), ports)
-    assert ports.whmcs.orders == [(ORDER, existing)]
-    assert ports.ledger.load_whmcs_order(ORDER) == existing
-    assert ports.whmcs.accepted == [42]
+    assert ports.whmcs.orders == [(ORDER, created)]
+    assert ports.ledger.load_whmcs_order(ORDER) == created
+    assert ports.whmcs.accepted == [created.order_id]
+
+
+def test_only_a_repeated_provisioning_asks_whmcs_what_it_has(ports) -> None:
+    steps.activate(Job(ORDER, 1), ports)
+    steps.provision(Job(ORDER, 1), ports)
+    assert ports.whmcs.lookups == 0  # announced just now: no AddOrder can have gone before
+    ports.ledger.whmcs_orders.clear()  # as if the ledger's write had been lost
+    steps.provision(Job(ORDER, 1, attempt=2), ports)
+    assert ports.whmcs.lookups == 1
+    assert len(ports.whmcs.orders) == 1
+
+
+def test_activation_writes_and_reads_in_one_call_and_never_reads_again(ports) -> None:
+    steps.activate(Job(ORDER, 1), ports)
+    steps.activate(Job(ORDER, 1, attempt=2), ports)  # a redelivery: the ledger has it all
+    assert ports.salesforce.reads == [ORDER]
+    assert [change for _, change in ports.salesforce.updates] == [{"status": "Activating"}]
+    assert ports.ledger.load_context(ORDER).client_id == 7
 
 
 def test_a_redelivered_provision_step_creates_nothing_new(ports) -> None:
@@ -54,11 +75,13 @@ def test_a_redelivered_provision_step_creates_nothing_new(ports) -> None:
     assert ports.events.stages(ORDER).count("provisioning") == 1
 
 
-def test_activation_never_moves_salesforce_back_from_completed(ports) -> None:
-    ports.salesforce.orders[ORDER]["status"] = "Completed"
+def test_activation_never_moves_salesforce_back_from_completed_when_state_was_lost() -> None:
+    ports = fake_ports()  # Redis lost the order's state: nothing says it is safe to write
+    ports.salesforce.add(ORDER, client_id=7, status="Completed")
     steps.activate(Job(ORDER, 1), ports)
     assert all(change.get("status") != "Activating" for _, change in ports.salesforce.updates)
-    assert ports.events.current_state(ORDER)["status"] == "Completed"
+    assert ports.salesforce.reads == []  # the read-only path: no activating write with it
+    assert ports.ledger.load_context(ORDER).client_id == 7
 
 
 @pytest.mark.parametrize(
