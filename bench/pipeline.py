@@ -488,11 +488,12 @@ def _targets(at_0ms: dict[str, Any]) -> dict[str, Any]:
     commands = at_0ms["redis_commands"]["per_order"]
     return {
         "throughput_at_least_0_7_of_naive": ratio is not None and ratio >= TARGET_THROUGHPUT_RATIO,
-        # Only met when measured at the target's rate (ours paces below half its throughput).
+        # None: not measured at the target's rate (ours is paced at half its flood
+        # throughput at most, to stay clear of a backlog).
         "paced_p99_under_50_ms_at_20_per_second": (
-            p99 is not None
-            and p99 < TARGET_PACED_P99_MS
-            and paced["rate_per_second"] >= TARGET_PACED_RATE
+            None
+            if paced["rate_per_second"] < TARGET_PACED_RATE
+            else p99 is not None and p99 < TARGET_PACED_P99_MS
         ),
         "paced_rate_per_second": paced["rate_per_second"],
         "commands_at_most_60_per_order": commands["total"] <= TARGET_COMMANDS_TOTAL,

@@ -239,6 +239,8 @@ def _pipeline_targets(r: dict[str, Any]) -> str:
     commands = x["redis_commands"]["per_order"]
 
     def met(key: str) -> str:
+        if t[key] is None:
+            return "not measured at that rate"
         return "met" if t[key] else "**missed**"
 
     return (
