@@ -53,6 +53,27 @@ def private_stack() -> Iterator[RedisServer]:
 
 
 @contextmanager
+def private_broker() -> Iterator[RedisServer]:
+    """A second redis-server of our own for the Celery broker alone: `CELERY_BROKER_URL` points
+    at it (in this process's environment, for every child started afterwards) while the event
+    store stays on `REDIS_URL`, so each server's commands can be counted apart. Call it inside
+    `private_stack`."""
+    server = RedisServer().start()
+    saved = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = server.url
+    settings.configure(settings.from_environment())
+    try:
+        yield server
+    finally:
+        if saved is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved
+        settings.configure(settings.from_environment())
+        server.stop()
+
+
+@contextmanager
 def private_sandbox() -> Iterator[subprocess.Popen[bytes]]:
     """`python -m sandbox` on free ports, in the private stack's sandbox directory. Call it
     inside `private_stack`: the ports go into this process's environment, so every web and
