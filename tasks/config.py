@@ -49,6 +49,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     if settings.broker.is_rabbitmq:
         config.update(_rabbitmq_config(settings.broker))
+    elif settings.broker.url.startswith("redis://"):
+        # One Redis client per channel, not one per broker call (see the module).
+        config["broker_transport"] = "tasks.redis_transport:Transport"
     return config
 
 
