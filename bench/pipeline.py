@@ -131,7 +131,10 @@ def measure(
         naive_cost = _per_order(before, _counters(sandbox, naive_processes), orders)
         flood = _new_orders(sandbox, orders)
         before = _counters(sandbox, ours_processes)
-        with profiled(worker.process.pid, f"pipeline-{latency_ms}ms-worker", subprocesses=True):
+        with (
+            profiled(worker.process.pid, f"pipeline-{latency_ms}ms-worker", subprocesses=True),
+            profiled(web.process.pid, f"pipeline-{latency_ms}ms-web", subprocesses=True),
+        ):
             _complete(web.url, token, flood)
         ours_cost = _per_order(before, _counters(sandbox, ours_processes), orders)
         flooded = _timings(flood)
