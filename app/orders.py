@@ -93,9 +93,7 @@ def ask_for_fulfillment(known: Ownership, order_id: str, *, retry: bool = False)
     """The use case with this process's dispatcher; a refusal raises its `ApiError` (the
     CLI prints the same code and message)."""
     try:
-        # Asked directly, not through the views' lookups: the claim records what it says.
-        return request_fulfillment(order_id, dispatcher(), known.gateway.get_order_facts,
-                                   retry=retry)  # fmt: skip
+        return request_fulfillment(order_id, dispatcher(), known.ask, retry=retry)
     except UnknownOrder:
         raise ApiError(404, "ORDER_NOT_FOUND", "Salesforce has no such order") from None
     except NotFailed as exc:

@@ -2,9 +2,9 @@
 
 Requests do not call Salesforce themselves. They queue the order id and wait; a few lookup
 workers (`SALESFORCE_LOOKUP_CONCURRENCY`, so never more calls at once) each take whatever has
-queued, up to `MAX_BATCH` ids, and ask for all of them in one SOQL query. At a trickle that is
-one query per order, as fast as a direct call; in a storm of first views (a campaign email,
-a restart of every page) thousands of lookups become a few dozen API calls.
+queued, up to `MAX_BATCH` ids, and ask for all of them in one SOQL query (`batching.py`). At
+a trickle that is one query per order, as fast as a direct call; in a storm of first views (a
+campaign email, a restart of every page) thousands of lookups become a few dozen API calls.
 
 Single-flight, twice: an order already queued or being asked about in this process is joined,
 not queued again; and across processes each id is claimed with a short Redis lock before it
@@ -14,19 +14,16 @@ the order's owner record), not asked again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from integrations import OrderFacts, TransientError
 from notifier import keys, owners
 from notifier.connection import get_redis
 
+from .batching import Batched, Waiting
 from .metrics import OWNERSHIP_LOOKUP_BATCH, OWNERSHIP_LOOKUPS
 
 log = logging.getLogger(__name__)
@@ -40,15 +37,12 @@ _POLL_SECONDS = 0.05
 
 #: fetch(order ids) -> {order id: its owner and summary, or None for no such order}
 Fetch = Callable[[list[str]], dict[str, OrderFacts | None]]
-#: A context to wait in (see `streaming.admission.Admission.stepping_aside`).
-Waiting = Callable[[], AbstractContextManager[None]]
 
 
-@dataclass
-class _Flight:
-    """One order's lookup, shared by every request asking about it meanwhile."""
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one order's lookup."""
 
-    done: threading.Event = field(default_factory=threading.Event)
     account: str | None = None
     error: BaseException | None = None
     #: Another process claimed it: wait for its answer in Redis.
@@ -60,57 +54,24 @@ class OwnerLookups:
 
     def __init__(self, fetch: Fetch, concurrency: int, cache_seconds: int) -> None:
         self._fetch = fetch
-        self._workers = max(1, concurrency)
         self._cache_seconds = cache_seconds
-        self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
-        self._flights: dict[str, _Flight] = {}
-        self._queue: deque[str] = deque()
-        self._started = False
+        self._batched: Batched[str, _Outcome] = Batched(
+            self._lookup, concurrency, MAX_BATCH, "owner-lookups",
+            on_join=OWNERSHIP_LOOKUPS.labels("coalesced").inc,
+        )  # fmt: skip
 
     def owner_of(self, order_id: str, waiting: Waiting | None = None) -> str | None:
         """The order's AccountId as Salesforce says (None: no such order). Blocks until
         answered, inside `waiting` (a stream gives up its opening slot meanwhile); raises
         TransientError when Salesforce could not be asked."""
-        flight = self._join(order_id)
-        with waiting() if waiting is not None else contextlib.nullcontext():
-            flight.done.wait()
-        if flight.error is not None:
-            raise flight.error
-        if flight.elsewhere:
+        outcome = self._batched.get(order_id, waiting) or _Outcome(error=_unavailable())
+        if outcome.error is not None:
+            raise outcome.error
+        if outcome.elsewhere:
             return _await_other_process(order_id)
-        return flight.account
+        return outcome.account
 
-    def _join(self, order_id: str) -> _Flight:
-        with self._lock:
-            flight = self._flights.get(order_id)
-            if flight is not None:
-                OWNERSHIP_LOOKUPS.labels("coalesced").inc()
-                return flight
-            flight = self._flights[order_id] = _Flight()
-            self._queue.append(order_id)
-            self._start_workers()
-            self._ready.notify()
-            return flight
-
-    def _start_workers(self) -> None:
-        # After gunicorn forked this process, on first use: threads do not survive a fork.
-        if not self._started:
-            self._started = True
-            for number in range(self._workers):
-                name = f"owner-lookups-{number}"
-                threading.Thread(target=self._work, name=name, daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    self._ready.wait()
-                count = min(MAX_BATCH, len(self._queue))
-                batch = [self._queue.popleft() for _ in range(count)]
-            self._settle(batch, self._lookup(batch))
-
-    def _lookup(self, batch: list[str]) -> dict[str, _Flight]:
+    def _lookup(self, batch: list[str]) -> dict[str, _Outcome]:
         """Ask Salesforce about the ids this process could claim; each id's outcome."""
         try:
             mine, answered, elsewhere = _claim(batch)
@@ -119,9 +80,9 @@ class OwnerLookups:
             log.warning("owner lookup of %d orders failed: %r", len(batch), exc)
             OWNERSHIP_LOOKUPS.labels("error").inc(len(batch))
             error = exc if isinstance(exc, TransientError) else _unavailable()
-            return {order_id: _Flight(error=error) for order_id in batch}
-        outcome = {order_id: _Flight(account=account) for order_id, account in answers.items()}
-        outcome.update({order_id: _Flight(elsewhere=True) for order_id in elsewhere})
+            return {order_id: _Outcome(error=error) for order_id in batch}
+        outcome = {order_id: _Outcome(account=account) for order_id, account in answers.items()}
+        outcome.update({order_id: _Outcome(elsewhere=True) for order_id in elsewhere})
         OWNERSHIP_LOOKUPS.labels("other-process").inc(len(elsewhere))
         return outcome
 
@@ -139,18 +100,6 @@ class OwnerLookups:
         OWNERSHIP_LOOKUPS.labels("salesforce").inc(found)
         OWNERSHIP_LOOKUPS.labels("salesforce-unknown").inc(len(answers) - found)
         return answers
-
-    def _settle(self, batch: list[str], outcome: dict[str, _Flight]) -> None:
-        with self._lock:
-            flights = [self._flights.pop(order_id) for order_id in batch]
-        for order_id, flight in zip(batch, flights, strict=True):
-            result = outcome[order_id]
-            flight.account, flight.error, flight.elsewhere = (
-                result.account,
-                result.error,
-                result.elsewhere,
-            )
-            flight.done.set()
 
 
 def _claim(batch: list[str]) -> tuple[list[str], dict[str, str | None], list[str]]:

@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 import time
 
-from integrations import SalesforceGateway, TransientError
+from integrations import OrderFacts, SalesforceGateway, TransientError
 from notifier import counters, keys, owners
 from notifier.connection import get_redis
 from notifier.order_ids import normalize_salesforce_id
 from notifier.owners import OwnerRecord
 from settings import WebSettings
 
+from .batching import Batched
 from .metrics import OWNERSHIP_LOOKUPS
-from .owner_lookups import UNKNOWN_TTL_SECONDS, OwnerLookups, Waiting
+from .owner_lookups import MAX_BATCH, UNKNOWN_TTL_SECONDS, OwnerLookups, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,16 @@ class Ownership:
             concurrency=web.salesforce_lookup_concurrency,
             cache_seconds=web.ownership_cache_seconds,
         )
+        #: What Salesforce says of orders a trigger asks about, batched like the lookups but
+        #: recording nothing (the trigger's claim records it): `fulfillment.claims.Ask`.
+        self.facts: Batched[str, OrderFacts | None] = Batched(
+            gateway.get_order_facts, web.salesforce_lookup_concurrency, MAX_BATCH, "order-facts"
+        )
+
+    def ask(self, order_ids: list[str]) -> dict[str, OrderFacts | None]:
+        """Salesforce's facts of `order_ids` (None: no such order), batched with other
+        triggers' asks; raises TransientError when Salesforce could not be asked."""
+        return self.facts.get_many(order_ids)
 
     def owner_of(
         self,
