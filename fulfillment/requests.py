@@ -80,11 +80,15 @@ def request_fulfillment(
     order's stage (a new event for a failed order opens its next run, as a trigger does)."""
     if retry:
         return retry_order(order_id, dispatcher)
-    return start_fulfillment(order_id, dispatcher, source_event, ask)
+    return start_fulfillment(order_id, dispatcher, source_event, ask=ask)
 
 
 def start_fulfillment(
-    order_id: str, dispatcher: Dispatcher, source_event: str | None = None, ask: Ask | None = None
+    order_id: str,
+    dispatcher: Dispatcher,
+    source_event: str | None = None,
+    *,
+    ask: Ask | None = None,
 ) -> Trigger:
     """Queue the order unless it is already queued, in flight or completed (or the event
     `source_event` already asked for it)."""
