@@ -156,6 +156,7 @@ def _pipeline(r: dict[str, Any]) -> str:
         "worker concurrency",
         "orders (flood)",
         "orders/s (flood)",
+        "CPU share of the machine (flood)",
         "paced rate (orders/s)",
         "trigger→completed p50, paced (ms)",
         "p99, paced (ms)",
@@ -172,7 +173,7 @@ def _pipeline(r: dict[str, Any]) -> str:
         rows.append(_pipeline_row(f"naive chain, {latency}", x["naive"], x["worker_concurrency"]))
         ratio = x["ratio_to_naive"]
         rows.append((
-            f"ours / naive, {latency}", "", "", ratio["flood_orders_per_second"], "",
+            f"ours / naive, {latency}", "", "", ratio["flood_orders_per_second"], "", "",
             ratio["paced_p50"], ratio["paced_p99"], "", "", ratio["salesforce_api_calls"],
             f"worker {ratio['cpu_worker']}",
         ))  # fmt: skip
@@ -185,8 +186,9 @@ def _pipeline_row(label: str, side: dict[str, Any], concurrency: int) -> tuple[A
     front = cpu.get("web", cpu.get("sender"))
     return (
         label, concurrency, sum(flood["outcomes"].values()), flood["orders_per_second"],
-        paced["rate_per_second"], paced["trigger_to_completed_ms"]["p50"],
-        paced["trigger_to_completed_ms"]["p99"], flood["trigger_to_completed_ms"]["p99"],
+        flood.get("cpu_share", ""), paced["rate_per_second"],
+        paced["trigger_to_completed_ms"]["p50"], paced["trigger_to_completed_ms"]["p99"],
+        flood["trigger_to_completed_ms"]["p99"],
         f"{executed['total']} = {executed['event_store']} + {executed['broker']}",
         cost["salesforce_api_calls"],
         " / ".join(str(v) for v in (front, cpu["worker"], cpu["sandbox"], cpu["redis_events"],
