@@ -152,7 +152,3 @@ def test_a_batch_commits_each_update_on_its_own_in_two_round_trips(redis_client)
     assert [p["stage"] for p in read_snapshot(orders[0]).body["history"]] == ["queued"]
     # Three reads in one pipeline, then the two decided commits: no per-update read-back.
     assert [c.split()[0] for c in sent] == ["HMGET"] * 3 + ["EVALSHA"] * 2
-
-
-def _calls(stats: dict, command: str) -> int:
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
