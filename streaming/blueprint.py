@@ -32,9 +32,8 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +61,7 @@ from .metrics import (
 from .opening import Opening, read_opening
 from .quota import StreamQuota
 from .sse import EventId, parse_event_id, retry_frame
-from .stream import AlreadyFinished, CatchUp, StreamLimits, catch_up, end_frame, follow
+from .stream import AlreadyFinished, CatchUp, StreamBody, StreamLimits, catch_up, end_frame
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +235,12 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
             admission.reconnect_retry_ms,
             ends_at_terminal=kind.ends_at_terminal,
         )
-        body = _stream_body(subscriber, start, limits, config["SSE_RETRY_MS"])
-        response = Response(body, content_type="text/event-stream", headers=HEADERS)
-        response.call_on_close(lambda: _release(admission, subscriber, stop_watching, release))
+        closing = _Closing(admission, subscriber, stop_watching, release)
+        body = StreamBody(subscriber, start, limits, config["SSE_RETRY_MS"], closing)
+        # The body is the WSGI iterable as it is (no wrappers): the server closes it.
+        response = Response(
+            body, content_type="text/event-stream", headers=HEADERS, direct_passthrough=True
+        )
         admission.opened()
         STREAM_OPENS.inc()
         STREAMS_OPEN.inc()
@@ -294,25 +296,31 @@ def _come_back(retry_ms: int, reason: str) -> Response:
     return Response(body, content_type="text/event-stream", headers=HEADERS)
 
 
-def _stream_body(
-    subscriber: Subscriber, start: CatchUp, limits: StreamLimits, retry_ms: int
-) -> Iterator[bytes]:
-    # A chain, not a generator: a generator's frame would keep `start` alive for the stream.
-    return itertools.chain((retry_frame(retry_ms),), follow(subscriber, start, limits))
+class _Closing:
+    """What a stream lets go of when its response ends (a small object rather than a closure:
+    every open stream holds one)."""
 
+    __slots__ = ("admission", "release", "stop_watching", "subscriber")
 
-def _release(
-    admission: Admission,
-    subscriber: Subscriber,
-    stop_watching: Callable[[], None] | None,
-    release: Callable[[], None] | None,
-) -> None:
-    if stop_watching is not None:
-        stop_watching()
-    process_hub().unsubscribe(subscriber)
-    if release is not None:
-        release()  # never raises: the slot's removal from Redis is done in the background
-    admission.closed()
-    # A stream the server cut while writing (the client went away mid-write) has no reason.
-    STREAM_CLOSES.labels(subscriber.ended or "client-gone").inc()
-    STREAMS_OPEN.dec()
+    def __init__(
+        self,
+        admission: Admission,
+        subscriber: Subscriber,
+        stop_watching: Callable[[], None] | None,
+        release: Callable[[], None] | None,
+    ) -> None:
+        self.admission = admission
+        self.subscriber = subscriber
+        self.stop_watching = stop_watching
+        self.release = release
+
+    def __call__(self) -> None:
+        if self.stop_watching is not None:
+            self.stop_watching()
+        process_hub().unsubscribe(self.subscriber)
+        if self.release is not None:
+            self.release()  # never raises: the slot's removal from Redis is done in the background
+        self.admission.closed()
+        # A stream the server cut while writing (the client went away mid-write) has no reason.
+        STREAM_CLOSES.labels(self.subscriber.ended or "client-gone").inc()
+        STREAMS_OPEN.dec()
