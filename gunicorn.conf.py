@@ -139,6 +139,9 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     # reconnect storm's CPU, measured with gc.callbacks). The thresholds stay the default:
     # raising them made the rarer full collections long pauses in the middle of a burst.
     gc.freeze()
+    # gevent records each greenlet's spawning stack and parent, for debugging: a few hundred
+    # bytes per open stream (each one is a greenlet), and time at every connection.
+    gevent.config.track_greenlet_tree = False
 
     previous = signal.getsignal(signal.SIGTERM)
 
