@@ -48,6 +48,7 @@ from notifier.state import read_summary
 
 from .account import AccountOpening, account_catch_up, read_account_opening
 from .admission import Admission, Overloaded
+from .collector import process_freezer
 from .hub import HubUnavailable, Subscriber, process_hub
 from .liveness import watch
 from .metrics import (
@@ -242,6 +243,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
             body, content_type="text/event-stream", headers=HEADERS, direct_passthrough=True
         )
         admission.opened()
+        process_freezer().streams_opened()
         STREAM_OPENS.inc()
         STREAMS_OPEN.inc()
         return response
