@@ -119,8 +119,15 @@ class Subscriber:
         self._wakeup.set()
 
     def take(self, timeout: float) -> list[Frame]:
-        """Wait up to `timeout` for frames (or an end, or a poke) and return what arrived."""
+        """Wait up to `timeout` for frames (or an end, or a poke) and return what arrived.
+
+        Woken by a frame, it first lets the reader finish what it already read (one yield):
+        an order's events come in bursts, and a stream that writes them as one costs one
+        send instead of several; the hub's reader does not wait for it meanwhile.
+        """
         self._wakeup.wait(timeout)
+        if self._frames and not self._frames[-1].terminal:
+            time.sleep(0)  # a yield under gevent (a GIL release under threads)
         self._wakeup.clear()  # clear before draining: a frame appended now sets it again
         return _take_all(self._frames)
 
