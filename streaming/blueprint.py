@@ -31,8 +31,10 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -326,3 +328,17 @@ class _Closing:
         # A stream the server cut while writing (the client went away mid-write) has no reason.
         STREAM_CLOSES.labels(self.subscriber.ended or "client-gone").inc()
         STREAMS_OPEN.dec()
+        _no_more_requests(self.subscriber.sock)
+
+
+def _no_more_requests(sock: Any) -> None:
+    """After a stream, its connection closes instead of waiting for another request.
+
+    The response is complete when the server closes its body, so only the reading side is
+    shut: the server then finds no next request and closes the connection at once. Kept
+    alive, each of the ten thousand connections a burst's terminal events end cost a request
+    parser and a keep-alive timer until the client left. A browser reconnects over a new one.
+    """
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)

@@ -228,10 +228,14 @@ def _fresh(frames: list[Frame], last: EventId | None, to_terminal: bool = True) 
     return fresh
 
 
+#: The labelled series every live write counts in, looked up once (`labels()` takes a lock).
+_UPDATES_DELIVERED = EVENTS_DELIVERED.labels(UPDATE_EVENT)
+
+
 def _delivered(written: list[Frame]) -> None:
     # Once per write, not per event: each metric update in multiprocess mode costs a lock
     # and a getpid(), which a burst to ten thousand streams would feel.
-    EVENTS_DELIVERED.labels(UPDATE_EVENT).inc(len(written))
+    _UPDATES_DELIVERED.inc(len(written))
     if written[0].published_at is not None:
         DELIVERY_SECONDS.observe(max(0.0, time.time() - written[0].published_at))
 
