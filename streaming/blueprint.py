@@ -32,6 +32,7 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import socket
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import greenlet
 import redis
 from flask import Response, current_app, request
 from flask_sse import ServerSentEventsBlueprint
@@ -173,7 +175,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         admission: Admission = current_app.extensions["stream_admission"]
         try:
             with admission.opening_stream():
-                return self._open(admission, authenticate, kind)
+                return _aside(self._open, admission, authenticate, kind)
         except Overloaded:
             # Before any credential is checked: shedding must cost next to nothing.
             STREAMS_SHED.inc()
@@ -256,6 +258,29 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         log.warning("stream deferred: %r", reason)
         STREAMS_REFUSED.inc()
         return _come_back(admission.reconnect_retry_ms(), "unavailable")
+
+
+def _aside(open_stream: Callable[..., Response], *args: Any) -> Response:
+    """Open the stream on a greenlet of its own, which ends once the stream is open.
+
+    Opening runs deep (credentials, the pipeline to Redis, the Lua script) and waits on
+    sockets there, and the pages of its interpreter stack that it touches stay resident for
+    as long as its greenlet lives. The connection's greenlet lives as long as the stream, so
+    the deep part runs on one that ends when the stream is open. Outside gevent (threads, the
+    test client) it runs in place.
+    """
+    if not _under_gevent():
+        return open_stream(*args)
+    context = contextvars.copy_context()  # Flask's request and app contexts
+    return greenlet.greenlet(lambda: context.run(open_stream, *args)).switch()
+
+
+def _under_gevent() -> bool:
+    try:
+        from gevent.monkey import is_module_patched
+    except ImportError:
+        return False
+    return bool(is_module_patched("socket"))
 
 
 def _raw_last_event_id() -> str | None:
