@@ -132,6 +132,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
 
     import gevent
 
+    from streaming import collector
     from streaming.hub import process_hub
 
     # What the app loaded (Flask, redis-py, gevent, ...) never becomes garbage: freeze it out
@@ -139,6 +140,11 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     # reconnect storm's CPU, measured with gc.callbacks). The thresholds stay the default:
     # raising them made the rarer full collections long pauses in the middle of a burst.
     gc.freeze()
+    # The same for what open streams hold, soon after they open (see streaming/collector.py).
+    collector.enable()
+    # gevent records each greenlet's spawning stack and parent, for debugging: a few hundred
+    # bytes per open stream (each one is a greenlet), and time at every connection.
+    gevent.config.track_greenlet_tree = False
 
     previous = signal.getsignal(signal.SIGTERM)
 

@@ -31,13 +31,16 @@ Envelopes still have flask-sse's shape (`{"data", "id", "type"}`) and are read b
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-import itertools
 import logging
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import greenlet
 import redis
 from flask import Response, current_app, request
 from flask_sse import ServerSentEventsBlueprint
@@ -49,6 +52,7 @@ from notifier.state import read_summary
 
 from .account import AccountOpening, account_catch_up, read_account_opening
 from .admission import Admission, Overloaded
+from .collector import process_freezer
 from .hub import HubUnavailable, Subscriber, process_hub
 from .liveness import watch
 from .metrics import (
@@ -62,7 +66,7 @@ from .metrics import (
 from .opening import Opening, read_opening
 from .quota import StreamQuota
 from .sse import EventId, parse_event_id, retry_frame
-from .stream import AlreadyFinished, CatchUp, StreamLimits, catch_up, end_frame, follow
+from .stream import AlreadyFinished, CatchUp, StreamBody, StreamLimits, catch_up, end_frame
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +175,7 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         admission: Admission = current_app.extensions["stream_admission"]
         try:
             with admission.opening_stream():
-                return self._open(admission, authenticate, kind)
+                return _aside(self._open, admission, authenticate, kind)
         except Overloaded:
             # Before any credential is checked: shedding must cost next to nothing.
             STREAMS_SHED.inc()
@@ -236,10 +240,14 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
             admission.reconnect_retry_ms,
             ends_at_terminal=kind.ends_at_terminal,
         )
-        body = _stream_body(subscriber, start, limits, config["SSE_RETRY_MS"])
-        response = Response(body, content_type="text/event-stream", headers=HEADERS)
-        response.call_on_close(lambda: _release(admission, subscriber, stop_watching, release))
+        closing = _Closing(admission, subscriber, stop_watching, release)
+        body = StreamBody(subscriber, start, limits, config["SSE_RETRY_MS"], closing)
+        # The body is the WSGI iterable as it is (no wrappers): the server closes it.
+        response = Response(
+            body, content_type="text/event-stream", headers=HEADERS, direct_passthrough=True
+        )
         admission.opened()
+        process_freezer().streams_opened()
         STREAM_OPENS.inc()
         STREAMS_OPEN.inc()
         return response
@@ -250,6 +258,29 @@ class OrderEventsBlueprint(ServerSentEventsBlueprint):
         log.warning("stream deferred: %r", reason)
         STREAMS_REFUSED.inc()
         return _come_back(admission.reconnect_retry_ms(), "unavailable")
+
+
+def _aside(open_stream: Callable[..., Response], *args: Any) -> Response:
+    """Open the stream on a greenlet of its own, which ends once the stream is open.
+
+    Opening runs deep (credentials, the pipeline to Redis, the Lua script) and waits on
+    sockets there, and the pages of its interpreter stack that it touches stay resident for
+    as long as its greenlet lives. The connection's greenlet lives as long as the stream, so
+    the deep part runs on one that ends when the stream is open. Outside gevent (threads, the
+    test client) it runs in place.
+    """
+    if not _under_gevent():
+        return open_stream(*args)
+    context = contextvars.copy_context()  # Flask's request and app contexts
+    return greenlet.greenlet(lambda: context.run(open_stream, *args)).switch()
+
+
+def _under_gevent() -> bool:
+    try:
+        from gevent.monkey import is_module_patched
+    except ImportError:
+        return False
+    return bool(is_module_patched("socket"))
 
 
 def _raw_last_event_id() -> str | None:
@@ -294,25 +325,45 @@ def _come_back(retry_ms: int, reason: str) -> Response:
     return Response(body, content_type="text/event-stream", headers=HEADERS)
 
 
-def _stream_body(
-    subscriber: Subscriber, start: CatchUp, limits: StreamLimits, retry_ms: int
-) -> Iterator[bytes]:
-    # A chain, not a generator: a generator's frame would keep `start` alive for the stream.
-    return itertools.chain((retry_frame(retry_ms),), follow(subscriber, start, limits))
+class _Closing:
+    """What a stream lets go of when its response ends (a small object rather than a closure:
+    every open stream holds one)."""
+
+    __slots__ = ("admission", "release", "stop_watching", "subscriber")
+
+    def __init__(
+        self,
+        admission: Admission,
+        subscriber: Subscriber,
+        stop_watching: Callable[[], None] | None,
+        release: Callable[[], None] | None,
+    ) -> None:
+        self.admission = admission
+        self.subscriber = subscriber
+        self.stop_watching = stop_watching
+        self.release = release
+
+    def __call__(self) -> None:
+        if self.stop_watching is not None:
+            self.stop_watching()
+        process_hub().unsubscribe(self.subscriber)
+        if self.release is not None:
+            self.release()  # never raises: the slot's removal from Redis is done in the background
+        self.admission.closed()
+        # A stream the server cut while writing (the client went away mid-write) has no reason.
+        STREAM_CLOSES.labels(self.subscriber.ended or "client-gone").inc()
+        STREAMS_OPEN.dec()
+        _no_more_requests(self.subscriber.sock)
 
 
-def _release(
-    admission: Admission,
-    subscriber: Subscriber,
-    stop_watching: Callable[[], None] | None,
-    release: Callable[[], None] | None,
-) -> None:
-    if stop_watching is not None:
-        stop_watching()
-    process_hub().unsubscribe(subscriber)
-    if release is not None:
-        release()  # never raises: the slot's removal from Redis is done in the background
-    admission.closed()
-    # A stream the server cut while writing (the client went away mid-write) has no reason.
-    STREAM_CLOSES.labels(subscriber.ended or "client-gone").inc()
-    STREAMS_OPEN.dec()
+def _no_more_requests(sock: Any) -> None:
+    """After a stream, its connection closes instead of waiting for another request.
+
+    The response is complete when the server closes its body, so only the reading side is
+    shut: the server then finds no next request and closes the connection at once. Kept
+    alive, each of the ten thousand connections a burst's terminal events end cost a request
+    parser and a keep-alive timer until the client left. A browser reconnects over a new one.
+    """
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)

@@ -91,7 +91,9 @@ class Subscriber:
         self.sock = sock
         self.ended: str | None = None
         self.peer_activity = False
-        self._frames: deque[Frame] = deque()
+        # A list, not a deque: an empty deque is 600 bytes, and most mailboxes are empty
+        # most of the time. `append` and `pop(0)` are each atomic under threads too.
+        self._frames: list[Frame] = []
         self._wakeup = threading.Event()
 
     def deliver(self, frame: Frame) -> None:
@@ -117,22 +119,35 @@ class Subscriber:
         self._wakeup.set()
 
     def take(self, timeout: float) -> list[Frame]:
-        """Wait up to `timeout` for frames (or an end, or a poke) and return what arrived."""
+        """Wait up to `timeout` for frames (or an end, or a poke) and return what arrived.
+
+        Woken by a frame, it first lets the reader finish what it already read (one yield):
+        an order's events come in bursts, and a stream that writes them as one costs one
+        send instead of several; the hub's reader does not wait for it meanwhile.
+        """
         self._wakeup.wait(timeout)
+        if self._frames and not self._frames[-1].terminal:
+            time.sleep(0)  # a yield under gevent (a GIL release under threads)
         self._wakeup.clear()  # clear before draining: a frame appended now sets it again
         return _take_all(self._frames)
 
 
-def _take_all(queue: deque[T]) -> list[T]:
+def _take_all(queue: deque[T] | list[T]) -> list[T]:
     """Remove and return what `queue` holds, oldest first: the hub's one way to drain a deque
-    that another greenlet or thread appends to (its single consumer calls this).
+    or list that another greenlet or thread appends to (its single consumer calls this).
 
-    Each `popleft` is atomic, and the producer's `append` needs no lock, so nothing is lost
-    under real threads: `list(queue)` then `queue.clear()` dropped whatever was appended
-    between the two. Only what was there when we counted is taken (an item appended meanwhile
-    waits for the next call), so a producer that keeps up cannot keep its consumer draining.
+    Each `popleft` (`pop(0)`) is atomic, and the producer's `append` needs no lock, so nothing
+    is lost under real threads: `list(queue)` then `queue.clear()` dropped whatever was
+    appended between the two. Only what was there when we counted is taken (an item appended
+    meanwhile waits for the next call), so a producer that keeps up cannot keep its consumer
+    draining.
     """
-    return [queue.popleft() for _ in range(len(queue))]
+    count = len(queue)
+    if isinstance(queue, list):
+        if count == 0:
+            return []
+        return [queue.pop(0) for _ in range(count)]
+    return [queue.popleft() for _ in range(count)]
 
 
 def _shutdown(sock: Any) -> None:

@@ -34,19 +34,27 @@ def watch(sock: Any, on_readable: Callable[[], None]) -> Callable[[], None] | No
         return None
     if not is_module_patched("socket"):
         return None
-    watcher = get_hub().loop.io(sock.fileno(), 1)
+    return _Watch(get_hub().loop.io(sock.fileno(), 1), on_readable)
 
-    def fired() -> None:
-        watcher.stop()  # the socket stays readable after EOF: fire once, not forever
-        on_readable()
 
-    watcher.start(fired)
+class _Watch:
+    """One socket's watcher; calling it stops watching. An object with two slots, not two
+    closures and their cells: every open stream holds one."""
 
-    def stop() -> None:
-        watcher.stop()
-        watcher.close()
+    __slots__ = ("_on_readable", "_watcher")
 
-    return stop
+    def __init__(self, watcher: Any, on_readable: Callable[[], None]) -> None:
+        self._watcher = watcher
+        self._on_readable = on_readable
+        watcher.start(self._fired)  # the watcher holds us until stopped (stop drops it)
+
+    def _fired(self) -> None:
+        self._watcher.stop()  # the socket stays readable after EOF: fire once, not forever
+        self._on_readable()
+
+    def __call__(self) -> None:
+        self._watcher.stop()
+        self._watcher.close()
 
 
 def peer_closed(sock: Any) -> bool:

@@ -13,6 +13,7 @@ asking Redis.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -196,7 +197,7 @@ class Attempt:
             self.quota._forget(self.key, member)
             return None
         self.quota._start_renewer()
-        return lambda: self.quota._release(self.key, member)
+        return functools.partial(self.quota._release, self.key, member)  # lighter than a closure
 
 
 def _set_key(key: str) -> str:
