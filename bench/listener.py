@@ -28,6 +28,7 @@ from tests.workers import ListenerProcess, WorkerProcess
 
 from .environment import private_sandbox
 from .percentiles import in_milliseconds
+from .profile import profiled
 
 TOPIC = "/event/Order_Activation__e"
 #: The paced run's rate (events/s) and its length.
@@ -36,7 +37,7 @@ PACED_SECONDS = 3
 
 
 def run(approvals: int = 2_000) -> dict[str, Any]:
-    with private_sandbox():
+    with private_sandbox() as sandbox_process:
         sandbox = SandboxClient.from_environment()
         sandbox.pubsub_settings(keepaliveSeconds=0.5)
         logs = Path(os.environ["SANDBOX_DIR"])
@@ -47,7 +48,12 @@ def run(approvals: int = 2_000) -> dict[str, Any]:
             listener.wait_subscribed(TOPIC, timeout=60)
             # Paced first, while the worker has no backlog: the burst leaves it one for minutes.
             paced = _paced(sandbox, PACED_RATE, PACED_RATE * PACED_SECONDS)
-            burst = _burst(sandbox, approvals)
+            with (
+                profiled(listener.process.pid, "listener-burst"),
+                profiled(sandbox_process.pid, "listener-burst-sandbox"),
+                profiled(worker.process.pid, "listener-burst-worker", subprocesses=True),
+            ):
+                burst = _burst(sandbox, approvals)
         finally:
             listener.stop()
             worker.stop()

@@ -32,7 +32,8 @@ def profiled(pid: int, name: str, subprocesses: bool = False) -> Iterator[Path |
         return
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"profile-{name}.txt"
-    command = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-o", str(out)]
+    command = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-o", str(out),
+               "--nonblocking"]
     command += ["--subprocesses"] if subprocesses else []
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
