@@ -32,8 +32,10 @@ def profiled(pid: int, name: str, subprocesses: bool = False) -> Iterator[Path |
         return
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"profile-{name}.txt"
-    command = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "-o", str(out),
-               "--nonblocking"]
+    # --nonblocking: sampling never pauses the process under test (a paused sandbox missed
+    # its clients' timeouts).
+    command = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+               "-o", str(out), "--nonblocking"]  # fmt: skip
     command += ["--subprocesses"] if subprocesses else []
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

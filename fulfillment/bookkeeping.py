@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from integrations import WhmcsOrder
-from notifier import Published, Update, keys, publish
+from notifier import Published, Update, keys, placement, publish
 from notifier.connection import run_script
-from notifier.owners import RECORD_SCRIPT, record_parts
+from notifier.owners import RECORD_SCRIPT, index_calls, record_parts
 from notifier.publish import (
     PUBLISH_SCRIPT,
     Commit,
@@ -35,6 +35,7 @@ from notifier.publish import (
     commit_outcome,
     commit_parts,
     decide,
+    followups,
 )
 from notifier.scripts import LuaScript
 
@@ -116,18 +117,26 @@ def finish(job: Job, start: StepStart, end: StepEnd, waiting_seconds: float) -> 
     read = replace(start.read, owner=owner.account_id) if owner else start.read
     decided = decide(Update(oid, update), read) if update is not None else None
     commit = decided if isinstance(decided, Commit) else None
-    publish_keys, publish_args = commit_parts(commit) if commit else (_order_keys(oid, owner), [])
+    account = owner.account_id if owner else None
+    publish_keys, publish_args = (
+        commit_parts(commit) if commit else (placement.publish_keys(oid, account), [])
+    )
     fields = {ledger.CONTEXT: ledger.encode_context(end.context)} if end.context else {}
     alive = 0 if end.last else max(1, int(waiting_seconds))
+    owner_args = _owner_args(oid, owner)
     reply = run_script(
         _FINISH,
         [alive_key(oid), ledger_key(oid), *publish_keys],
-        [job.epoch, alive, json.dumps(fields), ledger.TTL_SECONDS, _owner_args(oid, owner),
-         *publish_args],
+        [job.epoch, alive, json.dumps(fields), ledger.TTL_SECONDS,
+         json.dumps(owner_args) if owner_args else "", *publish_args],
     )  # fmt: skip
-    if isinstance(decided, Published) and decided.error is not None:
-        raise decided.error
-    return _settled(commit, reply) if commit else None
+    indexed = index_calls(oid, account, float(owner_args[3])) if account and owner_args else []
+    if commit is None:
+        placement.run_followups(indexed)
+        if isinstance(decided, Published) and decided.error is not None:
+            raise decided.error
+        return None
+    return _settled(commit, reply, indexed)
 
 
 def announce(job: Job, start: StepStart, update: Mapping[str, Any]) -> str:
@@ -139,8 +148,10 @@ def announce(job: Job, start: StepStart, update: Mapping[str, Any]) -> str:
     return _settled(decided, run_script(PUBLISH_SCRIPT, *commit_parts(decided)))
 
 
-def _settled(commit: Commit, reply: Any) -> str:
+def _settled(commit: Commit, reply: Any, calls: list[placement.Call] | None = None) -> str:
+    """The event id `reply` gave `commit`, once what follows it on a cluster (and `calls`) ran."""
     outcome = commit_outcome(reply, commit)
+    placement.run_followups([*(calls or []), *(followups(commit, outcome) if outcome else [])])
     if outcome is None:  # the order moved on since `begin`: decide again on a fresh read
         log.info("order %s: state moved during the step; publishing afresh", commit.update.order_id)
         return publish(commit.update.order_id, commit.update.update)
@@ -149,17 +160,9 @@ def _settled(commit: Commit, reply: Any) -> str:
     return str(outcome.event_id)
 
 
-def _order_keys(order_id: str, owner: Owner | None) -> list[str]:
-    """The keys finish_step.lua takes when it publishes nothing (all five with an owner)."""
-    order_keys = [keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()]
-    if owner:
-        account = owner.account_id
-        order_keys += [keys.account_events_key(account), keys.account_orders_key(account)]
-    return order_keys
-
-
-def _owner_args(order_id: str, owner: Owner | None) -> str:
+def _owner_args(order_id: str, owner: Owner | None) -> list[str]:
+    """record_owner.lua's arguments (none without an owner to record)."""
     if owner is None:
-        return ""
+        return []
     _, args = record_parts(order_id, owner.account_id, 0, owner.summary)
-    return json.dumps([str(arg) for arg in args])
+    return [str(arg) for arg in args]

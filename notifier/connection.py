@@ -5,16 +5,22 @@ process elsewhere by configuring other settings): callers
 wait for a free connection instead of failing with "Too many connections" when thousands of
 streams open at once (redis-py 8 caps plain pools at 100). redis-py pools notice a fork and
 reconnect, so a module-level client is safe in Celery's prefork children too.
+
+With `REDIS_CLUSTER=1` the client is a `RedisCluster` (one blocking pool per node, the slot
+map learned from the node `REDIS_URL` names and followed on MOVED); it takes the same calls.
+What may commit together on a cluster is `notifier.placement`'s.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
 import redis
 from redis.client import Pipeline
+from redis.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import Script
 
 import settings
@@ -39,6 +45,8 @@ def get_redis(where: RedisSettings | None = None) -> redis.Redis:
 
 
 def _new_client(where: RedisSettings) -> redis.Redis:
+    if where.cluster:
+        return _cluster_client(where)
     pool = redis.BlockingConnectionPool.from_url(
         where.url,
         max_connections=where.max_connections,
@@ -47,6 +55,52 @@ def _new_client(where: RedisSettings) -> redis.Redis:
         health_check_interval=30,
     )
     return redis.Redis(connection_pool=pool)
+
+
+class _Cluster(RedisCluster):
+    """A RedisCluster whose failures are RedisErrors, as one Redis's are.
+
+    redis-py raises `RedisClusterException` (not a RedisError) when no node answers or a slot
+    is not covered, mid-failover: every caller that treats "Redis is down" as such (a 503, a
+    retry, a stream ended) would see an unknown exception instead.
+    """
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with _as_redis_errors():
+            return super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)
+        execute = pipe.execute
+
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            with _as_redis_errors():
+                return execute(*args, **kwargs)
+
+        pipe.execute = guarded
+        return pipe
+
+
+@contextmanager
+def _as_redis_errors() -> Iterator[None]:
+    try:
+        yield
+    except redis.exceptions.RedisClusterException as exc:
+        raise redis.exceptions.ConnectionError(f"Redis Cluster unavailable: {exc}") from exc
+
+
+def _cluster_client(where: RedisSettings) -> redis.Redis:
+    client = _Cluster.from_url(
+        where.url,
+        decode_responses=True,
+        connection_pool_class=redis.BlockingConnectionPool,
+        max_connections=where.max_connections,
+        timeout=where.pool_timeout_seconds,
+        health_check_interval=30,
+    )
+    # The same calls as a `Redis` (commands, pipelines, scripts): typed as one, so callers
+    # need not care which they hold.
+    return cast(redis.Redis, client)
 
 
 def run_script(
@@ -75,9 +129,19 @@ def queue_script(
     Not redis-py's way (`Script(client=pipe)`): that makes every execute ask SCRIPT EXISTS
     first, a second round trip per pipeline; here a missing script is loaded only when Redis
     answers NOSCRIPT (after a restart), and the pipeline runs again. `keys` and `args` are
-    checked as in `run_script`."""
+    checked as in `run_script`.
+
+    In a cluster's pipeline the script goes to the node of its first key's slot, named here:
+    redis-py 8.1's cluster pipeline otherwise asks a node `COMMAND GETKEYS` for every EVALSHA
+    it routes, one more round trip per script call (its plain client reads the keys itself).
+    A slot that moved meanwhile is answered MOVED, and redis-py routes the retry by key."""
     script.check(keys, args)
-    pipe.execute_command("EVALSHA", _script(script.source).sha, len(keys), *keys, *args)
+    command = ("EVALSHA", _script(script.source).sha, len(keys), *keys, *args)
+    if isinstance(pipe, ClusterPipeline) and keys:
+        node = pipe.nodes_manager.get_node_from_slot(pipe.keyslot(keys[0]))
+        pipe.execute_command(*command, target_nodes=node)
+    else:
+        pipe.execute_command(*command)
 
 
 def run_pipeline(build: Callable[[Pipeline], None], transaction: bool = False) -> list[Any]:

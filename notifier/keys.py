@@ -3,8 +3,9 @@
 The namespace prefixes everything, so two stacks, or a test run beside `make run`, can share
 one Redis without seeing each other (how its default is chosen: `settings.read_namespace`).
 
-Per-order keys carry the order id as a hash tag (`{801...}`) so an order's state and history
-always share a Redis Cluster slot.
+Per-order keys and the order's channel carry the order id as a hash tag (`{801...}`) so an
+order's state, history and channel always share a Redis Cluster slot; an account's keys and
+channel carry its account id the same way. What else lives where: `placement`.
 
 Redis pub/sub ignores database numbers: channel names are namespaced for the same reason.
 """
@@ -34,8 +35,9 @@ def order_key(order_id: str, purpose: str) -> str:
 
 
 def channel(order_id: str) -> str:
-    """The pub/sub channel carrying the order's flask-sse envelopes."""
-    return f"{namespace()}:sse:order.{order_id}"
+    """The pub/sub channel carrying the order's flask-sse envelopes (in the order's slot: on a
+    cluster it is a shard channel, published by the script that commits the order)."""
+    return f"{namespace()}:sse:order.{{{order_id}}}"
 
 
 def active_orders_key() -> str:
@@ -55,5 +57,5 @@ def account_orders_key(account_id: str) -> str:
 
 
 def account_channel(account_id: str) -> str:
-    """The pub/sub channel carrying the account stream's envelopes."""
-    return f"{namespace()}:sse:account.{account_id}"
+    """The pub/sub channel carrying the account stream's envelopes (in the account's slot)."""
+    return f"{namespace()}:sse:account.{{{account_id}}}"

@@ -19,12 +19,14 @@ from redis.client import Pipeline
 
 import settings
 
-from . import keys
-from .connection import get_redis, queue_script, run_pipeline, run_script
+from . import keys, placement
+from .connection import get_redis, queue_script, run_pipeline
 from .scripts import LuaScript
 
 #: Recording an owner; `fulfillment.bookkeeping` runs it inside a step's own script.
-RECORD_SCRIPT = LuaScript.load(__file__, "record_owner")
+RECORD_SCRIPT = LuaScript.load(__file__, "record_owner").with_functions(
+    index_order=placement.INDEX_SCRIPT
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def owner_record(replies: list[Any]) -> OwnerRecord:
 def record_owner(order_id: str, account_id: str, ttl_seconds: int = 0) -> None:
     """Record the order's account (and the order in the account's index, for its list and
     its stream). `ttl_seconds` applies only while the order has no state."""
-    run_script(RECORD_SCRIPT, *record_parts(order_id, account_id, ttl_seconds))
+    record_answers({order_id: account_id}, ttl_seconds, 0)
 
 
 def record_parts(
@@ -87,7 +89,7 @@ def record_parts(
     # Fractional: orders recorded in the same millisecond (a batch) still sort newest first.
     now_ms = time.time() * 1000 if seen_ms is None else seen_ms
     index_ttl = settings.current().events.ttl_seconds
-    record_keys = [keys.state_key(order_id), keys.account_orders_key(account_id)]
+    record_keys = placement.owner_keys(order_id, account_id)
     summary_json = json.dumps(summary, separators=(",", ":")) if summary else ""
     return record_keys, [account_id, int(ttl_seconds), order_id, now_ms, index_ttl, summary_json]
 
@@ -120,10 +122,19 @@ def record_answers(
                 seen = (seen_ms or {}).get(order_id)
                 parts = record_parts(order_id, account_id, ttl_seconds, summary, seen)
                 queue_script(pipe, RECORD_SCRIPT, *parts)
+                placement.queue_followups(pipe, index_calls(order_id, account_id, parts[1][3]))
             else:
                 pipe.set(unknown_key(order_id), "1", ex=max(1, int(unknown_ttl_seconds)))
 
     run_pipeline(build)
+
+
+def index_calls(order_id: str, account_id: str, seen_ms: float) -> list[placement.Call]:
+    """On a cluster, the order's entry in its account's index, which record_owner.lua adds
+    on one Redis (the index is in the account's slot there)."""
+    if not placement.clustered():
+        return []
+    return [placement.index(order_id, account_id, seen_ms, settings.current().events.ttl_seconds)]
 
 
 def account_orders(account_id: str, limit: int = 100) -> list[str]:

@@ -13,6 +13,10 @@ commits only if the sequence is still the one we read; otherwise we read again.
 `publish_many` does the same for many orders in two round trips (one pipeline of reads, one of
 commits), each update still atomic on its own; `publish` is a batch of one. A start of a
 hundred orders (the listener's batch) therefore costs two round trips, not two hundred.
+
+On a Redis Cluster the script commits the order's own keys only; the active set and the
+account's stream follow in their own slots (`notifier.placement` says how and why), one more
+round trip per batch.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from redis.client import Pipeline
 
 import settings
 
-from . import keys
+from . import keys, placement
 from .connection import queue_script, run_pipeline
 from .events import (
     UPDATE_EVENT,
@@ -45,7 +50,9 @@ _CAS_ATTEMPTS = 20
 
 #: The publish script; `fulfillment.bookkeeping` runs it inside a step's own script, so a
 #: step's bookkeeping and its update are one call (see `commit_parts`).
-PUBLISH_SCRIPT = LuaScript.load(__file__, "publish")
+PUBLISH_SCRIPT = LuaScript.load(__file__, "publish").with_functions(
+    track_active=placement.TRACK_SCRIPT, append_account=placement.APPEND_SCRIPT
+)
 
 
 class PublishConflict(RuntimeError):
@@ -193,15 +200,40 @@ class Commit:
     read: OrderRead
     payload: dict[str, Any]
     progress: str
+    #: When it was decided, in ms: the order's score in the active set.
+    at_ms: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.payload["stage"])
+
+    @cached_property
+    def encoded(self) -> str:
+        """The payload as the scripts store and send it."""
+        return json.dumps(self.payload, separators=(",", ":"), ensure_ascii=True)
 
 
 def _read_all(pending: Mapping[int, Update], publishing: Publishing) -> dict[int, OrderRead]:
+    """Each order's read, with (on a cluster) its entry in the active set ahead of its commit."""
+    intents = 0
+
     def build(pipe: Pipeline) -> None:
+        nonlocal intents
+        intents = 0
         for item in pending.values():
             publishing.queue_read(pipe, item.order_id)
+        now = _now_ms()
+        for item in pending.values():
+            terminal = is_terminal(str(item.update.get("stage")))
+            intents += placement.queue_intent(pipe, item.order_id, terminal, now)
 
     replies = run_pipeline(build)
-    return {index: publishing.read(reply) for index, reply in zip(pending, replies, strict=True)}
+    reads = replies[: len(replies) - intents]
+    return {index: publishing.read(reply) for index, reply in zip(pending, reads, strict=True)}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def decide(item: Update, read: OrderRead) -> Commit | Published:
@@ -212,7 +244,7 @@ def decide(item: Update, read: OrderRead) -> Commit | Published:
         payload = build_payload(item.order_id, item.update, read.current)
     except (IllegalTransition, InvalidUpdate) as exc:
         return Published(item.order_id, previous=read.current, extra=read.extra, error=exc)
-    return Commit(item, read, payload, next_progress(read.progress, item.update))
+    return Commit(item, read, payload, next_progress(read.progress, item.update), _now_ms())
 
 
 def _commit_all(
@@ -225,10 +257,15 @@ def _commit_all(
             publishing.queue_commit(pipe, commit)
 
     replies = run_pipeline(build) if commits else []
-    return {
+    outcomes = {
         index: commit_outcome(reply, commit)
         for (index, commit), reply in zip(commits.items(), replies, strict=True)
     }
+    placement.run_followups(
+        [call for index, outcome in outcomes.items() if outcome is not None
+         for call in followups(commits[index], outcome)]
+    )  # fmt: skip
+    return outcomes
 
 
 _DUPLICATE = "!duplicate"
@@ -250,28 +287,37 @@ def commit_outcome(reply: Any, commit: Commit) -> Published | None:
 
 def commit_parts(commit: Commit) -> tuple[list[str], list[Any]]:
     """The publish script's keys and arguments for `commit`."""
-    order_id, payload = commit.update.order_id, commit.payload
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+    order_id = commit.update.order_id
     # An order has a handful of entries unless it retries a lot; the trim is approximate.
     events = settings.current().events
-    order_keys = [keys.state_key(order_id), keys.history_key(order_id), keys.active_orders_key()]
-    owner = commit.read.owner
-    if owner:
-        order_keys += [keys.account_events_key(owner), keys.account_orders_key(owner)]
     return (
-        order_keys,
+        placement.publish_keys(order_id, commit.read.owner),
         [
             commit.read.seq,
-            data,
-            keys.channel(order_id),
+            commit.encoded,
             events.history_maxlen,
             events.ttl_seconds,
-            "1" if is_terminal(payload["stage"]) else "0",
-            int(time.time() * 1000),
+            "1" if commit.terminal else "0",
+            commit.at_ms,
             order_id,
             UPDATE_EVENT,
             commit.progress,
             commit.update.source_event or "",
-            keys.account_channel(owner) if owner else "",
+            placement.publish_command(),
         ],
     )
+
+
+def followups(commit: Commit, outcome: Published) -> list[placement.Call]:
+    """What follows `commit` in other slots on a cluster (nothing on one Redis, or when the
+    commit was refused): the active set's change, and the account's stream."""
+    if not placement.clustered() or outcome.event_id is None:
+        return []
+    order_id, owner = commit.update.order_id, commit.read.owner
+    calls = [placement.track(order_id, commit.terminal, commit.at_ms)]
+    if owner:
+        events = settings.current().events
+        args = [commit.encoded, outcome.event_id, events.history_maxlen, events.ttl_seconds,
+                commit.at_ms, order_id, UPDATE_EVENT, placement.publish_command()]  # fmt: skip
+        calls.append(placement.Call(placement.APPEND_SCRIPT, placement.account_keys(owner), args))
+    return calls

@@ -88,7 +88,11 @@ def events_after(order_id: str, last_id: str) -> list[tuple[str, dict[str, Any]]
     return replay.entries if replay is not None else None
 
 
-def _decode(fields: dict[str, str]) -> dict[str, Any]:
+def _decode(fields: dict[str, str] | list[str]) -> dict[str, Any]:
+    # A cluster's transaction (MULTI in one slot) hands back XRANGE's entries raw: their
+    # fields as a flat [name, value, ...] list, not the dict redis-py makes elsewhere.
+    if isinstance(fields, list):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
     return json.loads(fields["data"])
 
 

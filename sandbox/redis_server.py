@@ -58,11 +58,14 @@ class RedisServer:
         data_dir: str | None = None,
         appendonly: bool = False,
         appendfsync: str = "everysec",
+        extra: tuple[str, ...] = (),
     ):
         self.port = port or free_port()
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="redis-"))
         self.appendonly = appendonly
         self.appendfsync = appendfsync
+        #: More `--option value` arguments (a cluster node's).
+        self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,7 +79,7 @@ class RedisServer:
         return [
             find_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
             "--dir", str(self.data_dir), "--save", "", "--appendonly", "no",
-            *persistence, "--maxclients", "20000", "--loglevel", "warning",
+            *persistence, "--maxclients", "20000", "--loglevel", "warning", *self.extra,
         ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> RedisServer:

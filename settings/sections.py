@@ -68,6 +68,8 @@ class RedisSettings:
     #: Per-process pool size; callers wait for a free connection.
     max_connections: int
     pool_timeout_seconds: float
+    #: `REDIS_URL` names a node of a Redis Cluster (see `notifier.placement`).
+    cluster: bool = False
 
 
 def read_redis(env: Environment) -> RedisSettings:
@@ -75,6 +77,7 @@ def read_redis(env: Environment) -> RedisSettings:
         url=env.required_text("REDIS_URL", DEFAULT_REDIS_URL),
         max_connections=env.whole("REDIS_MAX_CONNECTIONS", 8),
         pool_timeout_seconds=env.number("REDIS_POOL_TIMEOUT_SECONDS", 5),
+        cluster=bool(env.flag("REDIS_CLUSTER", False)),
     )
 
 

@@ -16,6 +16,13 @@ If the connection fails, every local stream is ended at once (browsers reconnect
 what they missed from the history); the next stream to subscribe opens a new connection.
 Nothing is retried silently underneath us: a quiet reconnect would hide a gap in live
 delivery.
+
+On a Redis Cluster (`REDIS_CLUSTER=1`) channels are shard channels, each in its order's (or
+account's) slot: the hub keeps one connection and one reader per node that serves a channel
+it needs (SSUBSCRIBE there), never polling the nodes in turn. A node that fails ends the
+streams of its channels only; a slot that moves (Redis tells its subscribers with an
+unrequested SUNSUBSCRIBE) ends the streams of that channel. Either way the slot map is read
+again, and the browsers resume by event id from the history, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any, TypeVar
 import redis
 from flask_sse import Message
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 import settings
@@ -171,12 +179,16 @@ class _Link:
     and UNSUBSCRIBE here and wake the reader through a socket pair.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, node: str = "") -> None:
         # Keep the client: when it is garbage-collected it disconnects its pool, our
         # pub/sub connection included.
         self.client = client
+        #: The cluster node it reads ("host:port"), "" on one Redis.
+        self.node = node
         self.pubsub = client.pubsub()
-        self.pubsub.subscribe(f"{keys.namespace()}:sse:__hub__")  # connects now
+        # Connects now, and keeps the connection in subscribed mode, where redis-py reads it
+        # (plain pub/sub: any cluster node takes it).
+        self.pubsub.subscribe(f"{keys.namespace()}:sse:__hub__")
         self.commands: deque[tuple[str, str]] = deque()
         self.wake_reader, self.wake_writer = socket.socketpair()
         self.wake_reader.setblocking(False)
@@ -215,13 +227,19 @@ class _Link:
 class Hub:
     """The process's shared subscription to per-order channels."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, cluster: bool = False) -> None:
+        self.url, self.cluster = url, cluster
         self._lock = threading.Lock()
         self._channels: dict[str, tuple[Subscriber, ...]] = {}
         self._pending: dict[str, _Pending] = {}
-        self._link: _Link | None = None
+        #: Each subscribed channel's link (its node on a cluster; "" on one Redis).
+        self._where: dict[str, str] = {}
+        #: Unsubscribes sent and not confirmed yet, per channel: any other is a slot move.
+        self._leaving: dict[str, int] = {}
+        self._links: dict[str, _Link] = {}
+        self._slots: RedisCluster | None = None
         self._stopping = False
+        self._commands = ("ssubscribe", "sunsubscribe") if cluster else ("subscribe", "unsubscribe")
 
     # --- what streams call -----------------------------------------------------------------
 
@@ -239,12 +257,14 @@ class Hub:
         """A confirmed subscription to `channel` (`name`: whose it is, for the stream)."""
         subscriber = Subscriber(name, channel, limit, sock)
         with self._lock:
-            link = self._ensure_link()
             current = self._channels.get(channel, ())
+            node = self._where[channel] if current else self._node_of(channel)
+            link = self._ensure_link(node)
             self._channels[channel] = (*current, subscriber)
             if not current:
+                self._where[channel] = node
                 self._pending.setdefault(channel, _Pending()).outstanding += 1
-                link.request("subscribe", channel)
+                link.request(self._commands[0], channel)
             pending = self._pending.get(channel)
         link.wake()  # outside the lock: the reader needs it too
         if pending is not None and not pending.confirmed.wait(_CONFIRM_TIMEOUT):
@@ -257,18 +277,20 @@ class Hub:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Forget `subscriber`; safe to call more than once."""
+        channel = subscriber.channel
         with self._lock:
-            current = self._channels.get(subscriber.channel, ())
+            current = self._channels.get(channel, ())
             if subscriber not in current:
                 return
             remaining = tuple(s for s in current if s is not subscriber)
             if remaining:
-                self._channels[subscriber.channel] = remaining
+                self._channels[channel] = remaining
                 return
-            del self._channels[subscriber.channel]
-            link = self._link
+            del self._channels[channel]
+            link = self._links.get(self._where.pop(channel, ""))
             if link is not None:
-                link.request("unsubscribe", subscriber.channel)
+                self._leaving[channel] = self._leaving.get(channel, 0) + 1
+                link.request(self._commands[1], channel)
         if link is not None:
             link.wake()
 
@@ -282,27 +304,51 @@ class Hub:
 
     # --- connection ------------------------------------------------------------------------
 
-    def _ensure_link(self) -> _Link:
+    def _node_of(self, channel: str) -> str:
+        """The link a new channel goes on: on a cluster, the node serving its slot now."""
+        if not self.cluster:
+            return ""
+        try:
+            if self._slots is None:
+                self._slots = RedisCluster.from_url(self.url, decode_responses=True)
+            slots = self._slots
+            node = slots.nodes_manager.get_node_from_slot(slots.keyslot(channel))
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise HubUnavailable(f"cannot reach the cluster: {exc.__class__.__name__}") from None
+        return f"{node.host}:{node.port}"
+
+    def _ensure_link(self, node: str) -> _Link:
         if self._stopping:
             raise HubUnavailable("the process is shutting down")
-        if self._link is None:
+        link = self._links.get(node)
+        if link is None:
             try:
-                self._link = _Link(self._connect())
+                link = self._links[node] = _Link(self._connect(node), node)
             except (redis.exceptions.RedisError, OSError) as exc:
                 raise HubUnavailable(f"cannot reach Redis: {exc.__class__.__name__}") from None
-            reader = threading.Thread(target=self._run, args=(self._link,), daemon=True)
+            reader = threading.Thread(target=self._run, args=(link,), daemon=True)
             reader.start()
-        return self._link
+        return link
 
-    def _connect(self) -> redis.Redis:
+    def _connect(self, node: str) -> redis.Redis:
         # No retries underneath us: a failure must surface so we can end the streams.
-        return redis.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            retry=Retry(NoBackoff(), 0),
-            socket_connect_timeout=5,
-            client_name=hub_client_name(),  # so operators can spot it in CLIENT LIST
-        )
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "retry": Retry(NoBackoff(), 0),
+            "socket_connect_timeout": 5,
+            "client_name": hub_client_name(),  # so operators can spot it in CLIENT LIST
+        }
+        if node:
+            host, port = node.rsplit(":", 1)
+            return redis.Redis(host=host, port=int(port), **options)
+        return redis.Redis.from_url(self.url, **options)
+
+    def _reread_slots(self) -> None:
+        """After a node failed or a slot moved: where the slots are now (best effort; a
+        subscription sent to the wrong node fails its link, which reads them again)."""
+        if self._slots is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                self._slots.nodes_manager.initialize()
 
     # --- the reader ------------------------------------------------------------------------
 
@@ -311,7 +357,7 @@ class Hub:
         waiter = _Waiter([link.pubsub.connection._sock, link.wake_reader])
         try:
             while not self._stopping:
-                self._drain(link.pubsub)
+                self._drain(link)
                 ready = waiter.wait(_PING_EVERY)
                 if link.wake_reader.fileno() in ready:
                     self._send_requests(link)
@@ -325,14 +371,14 @@ class Hub:
             waiter.close()
         self._drop(link)
 
-    def _drain(self, pubsub: Any) -> None:
+    def _drain(self, link: _Link) -> None:
         # redis-py may have read several messages into its buffer: take them all before the
         # next select(), which only sees bytes still in the socket. Reading a socket that has
         # data never blocks, so under gevent the reader would keep the CPU for a whole burst
         # while every stream waits to write: let them run after every batch.
         handled = 0
-        while (message := pubsub.get_message(timeout=0)) is not None:
-            self._handle(message)
+        while (message := link.pubsub.get_message(timeout=0)) is not None:
+            self._handle(message, link)
             handled += 1
             if handled % _BATCH == 0:
                 time.sleep(0)  # a yield to the other greenlets (a GIL release under threads)
@@ -340,20 +386,24 @@ class Hub:
     def _send_requests(self, link: _Link) -> None:
         # One SUBSCRIBE (or UNSUBSCRIBE) for every channel queued since the last wake-up: a
         # burst of new streams costs a few commands, not one round of parsing per stream.
+        # On a cluster one SSUBSCRIBE may name channels of one slot only: one each.
         for command, channels in _batches(link.take_commands()):
-            getattr(link.pubsub, command)(*channels)
+            for group in [[c] for c in channels] if self.cluster else [channels]:
+                getattr(link.pubsub, command)(*group)
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    def _handle(self, message: dict[str, Any], link: _Link) -> None:
         kind = message.get("type")
-        if kind == "message":
+        if kind in ("message", "smessage"):
             subscribers = self._channels.get(message["channel"])
             if subscribers:
                 frame = decode_envelope(message["data"])
                 if frame is not None:
                     for subscriber in subscribers:
                         subscriber.deliver(frame)
-        elif kind == "subscribe":
+        elif kind in ("subscribe", "ssubscribe"):
             self._confirm(message["channel"])
+        elif kind == "sunsubscribe":
+            self._left(message["channel"], link)
 
     def _confirm(self, channel: str) -> None:
         with self._lock:
@@ -365,20 +415,60 @@ class Hub:
                 del self._pending[channel]
                 pending.confirmed.set()
 
+    def _left(self, channel: str, link: _Link) -> None:
+        """A shard channel unsubscribed: as asked, or (asked by nobody) because its slot moved
+        to another node, whose streams then end and resume elsewhere."""
+        with self._lock:
+            if self._leaving.get(channel, 0) > 0:
+                self._leaving[channel] -= 1
+                if not self._leaving[channel]:
+                    del self._leaving[channel]
+                return
+            if self._where.get(channel) != link.node:
+                return
+            gone = self._forget([channel])
+        log.warning("shard channel %s moved; ending its local streams", channel)
+        _end(gone)
+        self._reread_slots()
+
     def _drop(self, link: _Link) -> None:
         with self._lock:
-            if self._link is not link:
+            if self._links.get(link.node) is not link:
                 return
-            self._link = None
-            subscribers = [s for subs in self._channels.values() for s in subs]
-            pending = list(self._pending.values())
-            self._channels.clear()
-            self._pending.clear()
-        for subscriber in subscribers:
-            subscriber.end("redis-unavailable")
-        for waiting in pending:
-            waiting.confirmed.set()
+            del self._links[link.node]
+            gone = self._forget([c for c, n in self._where.items() if n == link.node])
+        _end(gone)
         link.close()
+        self._reread_slots()
+
+    def _forget(self, channels: list[str]) -> _Gone:
+        """Drop `channels` (the lock held); what `_end` then ends."""
+        gone = _Gone()
+        for channel in channels:
+            gone.subscribers += self._channels.pop(channel, ())
+            self._where.pop(channel, None)
+            self._leaving.pop(channel, None)
+            pending = self._pending.pop(channel, None)
+            if pending is not None:
+                gone.pending.append(pending)
+        return gone
+
+
+@dataclass
+class _Gone:
+    """The subscribers and waiting subscriptions of channels whose connection is gone."""
+
+    subscribers: list[Subscriber] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+
+
+def _end(gone: _Gone) -> None:
+    """End the streams first, then release those still waiting for a confirmation: they see
+    their end as they wake."""
+    for subscriber in gone.subscribers:
+        subscriber.end("redis-unavailable")
+    for waiting in gone.pending:
+        waiting.confirmed.set()
 
 
 class _Waiter:
@@ -465,5 +555,6 @@ def process_hub() -> Hub:
     global _hub
     with _hub_lock:
         if _hub is None:
-            _hub = Hub(settings.current().redis.url)
+            where = settings.current().redis
+            _hub = Hub(where.url, cluster=where.cluster)
         return _hub

@@ -2,6 +2,11 @@
 
 Everything a test run writes lives under a fresh `FULFILLMENT_NAMESPACE`, so the suite can run
 against the machine's Redis beside a `make run` stack without either seeing the other.
+
+With `TEST_REDIS_CLUSTER=1` the event store is a local 3-master Redis Cluster the run starts
+(`sandbox.redis_cluster`; `REDIS_CLUSTER=1`), the broker stays the single Redis: `make test`
+runs the suites that exercise the event store (`CLUSTER_SUITES`) that way too. Without
+Debian's redis-server 7 every test of such a run is skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_TEST_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 _throwaway: RedisServer | None = None
 _throwaway_rabbit: object = None
+_cluster: object = None
+_cluster_missing: str | None = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,10 +38,12 @@ def pytest_configure(config: pytest.Config) -> None:
         url = _throwaway.url
     os.environ["TEST_RABBITMQ_URL"] = _rabbitmq_url()
     base = Path(config.rootpath) / ".pytest-sandbox" / uuid.uuid4().hex[:8]
+    event_store = _cluster_url() or url
     os.environ.update(
         {
             "TEST_REDIS_URL": url,
-            "REDIS_URL": url,
+            "REDIS_URL": event_store,
+            "REDIS_CLUSTER": "1" if event_store != url else "0",
             "CELERY_BROKER_URL": url,
             "FULFILLMENT_NAMESPACE": f"test-{uuid.uuid4().hex[:10]}",
             "SANDBOX_DIR": str(base),
@@ -51,6 +60,27 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(name, None)
     # The variables above are for the processes tests start; this one gets its settings here.
     settings.configure(settings.from_environment(dict(os.environ)))
+
+
+def _cluster_url() -> str | None:
+    """A local cluster's URL when this run asks for one (`TEST_REDIS_CLUSTER=1`) and can."""
+    global _cluster, _cluster_missing
+    if os.environ.get("TEST_REDIS_CLUSTER") not in ("1", "true", "yes"):
+        return None
+    from sandbox import redis_cluster
+
+    _cluster_missing = redis_cluster.available()
+    if _cluster_missing:
+        return None
+    _cluster = redis_cluster.LocalCluster().start()
+    return _cluster.url  # type: ignore[attr-defined,no-any-return]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _cluster_missing:
+        skip = pytest.mark.skip(reason=f"TEST_REDIS_CLUSTER=1: {_cluster_missing}")
+        for item in items:
+            item.add_marker(skip)
 
 
 def _rabbitmq_url() -> str:
@@ -73,6 +103,8 @@ def _rabbitmq_url() -> str:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _throwaway is not None:
         _throwaway.stop()
+    if _cluster is not None:
+        _cluster.stop()  # type: ignore[attr-defined]
     if _throwaway_rabbit is not None:
         _throwaway_rabbit.stop()  # type: ignore[attr-defined]
 

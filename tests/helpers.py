@@ -76,16 +76,21 @@ def commands_sent() -> Iterator[list[str]]:
     connection's handshake, which a pooled connection pays once). Only commands naming this
     run's keys count: other processes may share the Redis."""
     import settings
+    from notifier import placement
     from notifier.connection import get_redis
 
-    client, marker = get_redis(), f"end-of-block-{uuid.uuid4().hex}"
+    client: Any = get_redis()
+    # On a cluster, every primary's MONITOR (each sees the commands of its own slots).
+    servers = ([n.redis_connection for n in client.get_primaries()] if placement.clustered()
+               else [client])  # fmt: skip
+    marker = f"end-of-block-{uuid.uuid4().hex}"
     namespace = f"{settings.current().namespace}:"
     sent: list[str] = []
-    watching = threading.Event()
+    watching = [threading.Event() for _ in servers]
 
-    def watch() -> None:
-        with client.monitor() as monitor:
-            watching.set()
+    def watch(server: Any, ready: threading.Event) -> None:
+        with server.monitor() as monitor:
+            ready.set()
             for command in monitor.listen():
                 if marker in command["command"]:
                     return
@@ -93,11 +98,54 @@ def commands_sent() -> Iterator[list[str]]:
                 if command.get("client_type") != "lua" and namespace in text:
                     sent.append(text)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    watching.wait(5)
+    watchers = [threading.Thread(target=watch, args=pair, daemon=True)
+                for pair in zip(servers, watching, strict=True)]  # fmt: skip
+    for watcher in watchers:
+        watcher.start()
+    for ready in watching:
+        ready.wait(5)
     try:
         yield sent
     finally:
-        client.echo(marker)
-        watcher.join(5)
+        for server, watcher in zip(servers, watchers, strict=True):
+            server.echo(marker)
+            watcher.join(5)
+
+
+def subscribers(channels: list[str]) -> int:
+    """How many connections Redis counts on `channels` (shard channels, each asked of the node
+    serving it, on a cluster)."""
+    from notifier import placement
+    from notifier.connection import get_redis
+
+    client: Any = get_redis()
+    if not placement.clustered():
+        return sum(int(n) for _, n in client.pubsub_numsub(*channels)) if channels else 0
+    total = 0
+    for channel in channels:
+        node = client.get_node_from_key(channel)
+        reply = node.redis_connection.execute_command("PUBSUB SHARDNUMSUB", channel)
+        total += int(reply[1])
+    return total
+
+
+@contextmanager
+def listening(channel: str) -> Iterator[Any]:
+    """A pub/sub connection subscribed to `channel` (SSUBSCRIBEd at the node serving it, on a
+    cluster), its confirmation read."""
+    from notifier import placement
+    from notifier.connection import get_redis
+
+    client: Any = get_redis()
+    if placement.clustered():
+        node = client.get_node_from_key(channel)
+        pubsub = node.redis_connection.pubsub()
+        pubsub.ssubscribe(channel)
+    else:
+        pubsub = client.pubsub()
+        pubsub.subscribe(channel)
+    try:
+        pubsub.get_message(timeout=2)  # the confirmation
+        yield pubsub
+    finally:
+        pubsub.close()

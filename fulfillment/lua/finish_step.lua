@@ -4,8 +4,9 @@
 -- (publish.lua, compare-and-set: its reply is this script's).
 -- KEYS[1]: the order's alive mark
 -- KEYS[2]: the order's ledger hash
--- KEYS[3..]: publish.lua's keys (state hash, history, active set, then the account's log and
---   order index when the owner is known: always, when an owner is recorded)
+-- KEYS[3..]: publish.lua's keys (state hash, history, channel, then on one Redis the active
+--   set and, when the owner is known (always, when an owner is recorded), the account's log,
+--   order index and channel)
 -- ARGV[1]: the step's epoch
 -- ARGV[2]: seconds the alive mark lasts while the next step waits ('0': delete it)
 -- ARGV[3]: the ledger's new fields (JSON object of strings; '{}' for none)
@@ -30,8 +31,8 @@ else
   redis.call('DEL', KEYS[1])
 end
 if ARGV[5] ~= '' then
-  -- the account's order index is publish.lua's fifth key
-  record_owner({KEYS[3], KEYS[7]}, cjson.decode(ARGV[5]))
+  -- the account's order index is publish.lua's sixth key (none on a cluster)
+  record_owner({KEYS[3], KEYS[8]}, cjson.decode(ARGV[5]))
 end
 if #ARGV < 6 then return false end
 local publish_keys, publish_args = {}, {}

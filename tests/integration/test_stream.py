@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from notifier import normalize_order_id, publish, read_snapshot
-from tests.helpers import wait_until
+from notifier import keys, normalize_order_id, publish, read_snapshot
+from tests.helpers import subscribers, wait_until
 from tests.sse import SSEConnection, web_process
 
 pytestmark = pytest.mark.usefixtures("redis_client")
@@ -206,7 +206,7 @@ def test_closed_clients_are_released_long_before_a_heartbeat(sandbox, redis_clie
         idle = (web.server_sockets(), clients(redis_client))
 
         channels, streams = open_streams(web, headers, 300)
-        assert sum(n for _, n in redis_client.pubsub_numsub(*channels)) == 300
+        assert subscribers(channels) == 300
         assert web.server_sockets() == idle[0] + 300
         # One pub/sub connection for all 300 streams: Redis sees no new client.
         assert clients(redis_client) <= idle[1] + 1
@@ -214,7 +214,7 @@ def test_closed_clients_are_released_long_before_a_heartbeat(sandbox, redis_clie
         started = time.monotonic()
         for stream in streams:
             stream.close()
-        wait_until(lambda: sum(n for _, n in redis_client.pubsub_numsub(*channels)) == 0, 20)
+        wait_until(lambda: subscribers(channels) == 0, 20)
         wait_until(lambda: web.server_sockets() <= idle[0], 20)
         assert clients(redis_client) <= idle[1]
         released_after = time.monotonic() - started
@@ -229,14 +229,14 @@ def open_streams(web, headers, count: int):
     streams = [open_stream(web, order_id, headers) for order_id in orders]
     for stream in streams:
         stream.until(lambda e: e.type == "order.snapshot")
-    return [f"{namespace()}:sse:order.{o}" for o in orders], streams
+    return [keys.channel(o) for o in orders], streams
 
 
 def open_and_close_streams(web, headers, count: int, redis_client) -> None:
     channels, streams = open_streams(web, headers, count)
     for stream in streams:
         stream.close()
-    wait_until(lambda: sum(n for _, n in redis_client.pubsub_numsub(*channels)) == 0, 20)
+    wait_until(lambda: subscribers(channels) == 0, 20)
 
 
 def clients(redis_client) -> int:
@@ -272,8 +272,7 @@ def test_a_slow_client_is_cut_loose_and_others_keep_up(sandbox, tokens, redis_cl
                 time.sleep(0.01)
         reader.join(timeout=60)
         assert received == ids
-        channel = f"{namespace()}:sse:order.{order_id}"
-        assert redis_client.pubsub_numsub(channel)[0][1] == 1  # the fast one only
+        assert subscribers([keys.channel(order_id)]) == 1  # the fast one only
         assert slow.closed_by_server(timeout=20)
         fast.close()
 

@@ -22,7 +22,8 @@ def test_client_commands_and_script_commands_are_counted_apart() -> None:
         f'+1701441234.100000 [0 127.0.0.1:50001] "EVALSHA" "{sha}" "2" '
         f'"{NS}:order:{{8015g00000AbCdEAAV}}:state" "k2" "arg"',
         f'+1701441234.100100 [0 lua] "HSET" "{NS}:order:{{8015g00000AbCdEAAV}}:state" "a" "1"',
-        f'+1701441234.100200 [0 lua] "PUBLISH" "{NS}:sse:order.8015g00000AbCdEAAV" "{{\\"x\\"}}"',
+        f'+1701441234.100200 [0 lua] "PUBLISH" "{NS}:sse:order.{{8015g00000AbCdEAAV}}" '
+        '"{\\"x\\"}"',
         '+1701441234.200000 [0 127.0.0.1:50002] "MULTI"',
         '+1701441234.200100 [0 127.0.0.1:50002] "LPUSH" "q" "a \\"quoted\\" body"',
         '+1701441234.200200 [0 127.0.0.1:50002] "EXEC"',
@@ -32,7 +33,7 @@ def test_client_commands_and_script_commands_are_counted_apart() -> None:
     assert dict(tally.client) == {"EVALSHA": 1, "MULTI": 1, "LPUSH": 1, "EXEC": 1}
     assert dict(tally.lua) == {"HSET": 1, "PUBLISH": 1}
     assert tally.keys["EVALSHA notifier/publish.lua {ns}:order:{<id>}:state"] == 1
-    assert tally.keys["lua PUBLISH {ns}:sse:order.<id>"] == 1
+    assert tally.keys["lua PUBLISH {ns}:sse:order.{<id>}"] == 1
     assert script_names()[sha] == "notifier/publish.lua"
 
 

@@ -35,4 +35,4 @@ def namespace_ns():
 def test_an_orders_keys_share_a_hash_tag(namespace_ns) -> None:
     assert keys.state_key(ORDER) == "ns:order:{8015g00000AbCdEAAV}:state"
     assert keys.history_key(ORDER) == "ns:order:{8015g00000AbCdEAAV}:history"
-    assert keys.channel(ORDER) == "ns:sse:order.8015g00000AbCdEAAV"
+    assert keys.channel(ORDER) == "ns:sse:order.{8015g00000AbCdEAAV}"

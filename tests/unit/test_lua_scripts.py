@@ -120,7 +120,7 @@ def test_the_runner_refuses_a_wrong_key_count_naming_the_script() -> None:
     message = r"Lua script fulfillment/lua/take_over\.lua takes 2 keys \(the order's alive mark; "
     with pytest.raises(TypeError, match=message):
         run_script(take_over, ["only-one"], [30], client=_Unreachable())
-    with pytest.raises(TypeError, match=r"notifier/lua/publish\.lua takes 12 arguments"):
+    with pytest.raises(TypeError, match=r"notifier/lua/publish\.lua takes 11 arguments"):
         queue_script(_Unreachable(), LuaScript.load(ROOT / "notifier", "publish"), ["a"] * 3, [1])
 
 
