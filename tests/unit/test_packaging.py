@@ -14,7 +14,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker" / "compose.yaml"
 NGINX_CONF = ROOT / "docker" / "nginx.conf"
-SERVICES = {"redis", "sandbox", "web-a", "web-b", "nginx", "worker", "listener", "flower"}
+SERVICES = {
+    "redis",
+    "sandbox",
+    "web-a",
+    "web-b",
+    "nginx",
+    "worker",
+    "listener",
+    "flower",
+    "prometheus",
+    "grafana",
+}
 
 
 def procfile(name: str) -> dict[str, str]:
@@ -100,7 +111,8 @@ def test_compose_puts_nginx_in_front_of_two_alike_web_processes() -> None:
 
 def test_every_published_port_is_on_loopback() -> None:
     ports = [port for service in compose_services().values() for port in service.get("ports", [])]
-    assert len(ports) == 4  # web-a, web-b, nginx and Flower; nothing else by accident
+    # web-a, web-b, nginx, Flower, Prometheus and Grafana; nothing else by accident
+    assert len(ports) == 6
     assert all(port.startswith("127.0.0.1:") for port in ports), ports
 
 
