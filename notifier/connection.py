@@ -61,8 +61,9 @@ class _Cluster(RedisCluster):
     """A RedisCluster whose failures are RedisErrors, as one Redis's are.
 
     redis-py raises `RedisClusterException` (not a RedisError) when no node answers or a slot
-    is not covered, mid-failover: every caller that treats "Redis is down" as such (a 503, a
-    retry, a stream ended) would see an unknown exception instead.
+    is not covered, and ResponseErrors for CLUSTERDOWN and TRYAGAIN, mid-failover: every
+    caller that treats "Redis is down" as such (a 503, a step retried, a stream ended) would
+    see an unknown error instead, and a worker would fail the order.
     """
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
@@ -81,11 +82,19 @@ class _Cluster(RedisCluster):
         return pipe
 
 
+#: A cluster mid-failover or mid-restart: to every caller, a Redis that is down.
+_UNAVAILABLE = (
+    redis.exceptions.RedisClusterException,  # no node answers, a slot not covered
+    redis.exceptions.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+    redis.exceptions.TryAgainError,  # TRYAGAIN: a slot migrating
+)
+
+
 @contextmanager
 def _as_redis_errors() -> Iterator[None]:
     try:
         yield
-    except redis.exceptions.RedisClusterException as exc:
+    except _UNAVAILABLE as exc:
         raise redis.exceptions.ConnectionError(f"Redis Cluster unavailable: {exc}") from exc
 
 

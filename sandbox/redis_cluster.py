@@ -51,8 +51,8 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
-        """A node's URL: the cluster client learns the others from it."""
-        return self.nodes[0].url
+        """A running node's URL: the cluster client learns the others from it."""
+        return next(node for node in self.nodes if node.process is not None).url
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
         for _ in range(self.masters * (1 + self.replicas)):
@@ -87,8 +87,15 @@ class LocalCluster:
             for node in self.nodes:
                 if node.process is None:
                     continue
-                info = redis.Redis(port=node.port, decode_responses=True).cluster("info")
+                info = _client(node).cluster("info")
                 if info.get("cluster_state") != "ok":
+                    return False
+                # A replica still in its first sync cannot be promoted if its primary dies.
+                replication = _client(node).info("replication")
+                if (
+                    replication.get("role") == "slave"
+                    and replication.get("master_link_status") != "up"
+                ):
                     return False
             client = RedisCluster.from_url(self.url)
             try:
@@ -107,6 +114,19 @@ class LocalCluster:
             client.close()
         return next(n for n in self.nodes if n.port == int(node.port))
 
+    def move_slot(self, slot: int, to: RedisServer) -> None:
+        """Move `slot` and its keys to node `to`, as `redis-cli --cluster reshard` does."""
+        source = next(n for n in self.nodes if _serves(n, slot))
+        origin, target = _client(source), _client(to)
+        origin_id, target_id = origin.cluster("myid"), target.cluster("myid")
+        target.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", origin_id)
+        origin.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        while found := origin.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            origin.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *found)
+        for node in self.nodes:
+            if node.process is not None:
+                _client(node).execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+
     def stop_nodes(self) -> None:
         """Stop every node (SIGTERM: each writes its append-only file) and keep their data."""
         for node in self.nodes:
@@ -123,6 +143,22 @@ class LocalCluster:
         for node in self.nodes:
             node.stop(kill=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _client(node: RedisServer) -> redis.Redis:
+    return redis.Redis(port=node.port, decode_responses=True)
+
+
+def _serves(node: RedisServer, slot: int) -> bool:
+    """Whether `node` is the primary that owns `slot` now."""
+    if node.process is None:
+        return False
+    client = _client(node)
+    me = client.cluster("myid")
+    for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+        if start <= slot <= end:
+            return bool(primary[2] == me)  # [host, port, node id]
+    return False
 
 
 def main() -> None:

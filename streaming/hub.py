@@ -238,6 +238,8 @@ class Hub:
         self._leaving: dict[str, int] = {}
         self._links: dict[str, _Link] = {}
         self._slots: RedisCluster | None = None
+        #: The slot map must be read again before the next channel is placed.
+        self._slots_stale = False
         self._stopping = False
         self._commands = ("ssubscribe", "sunsubscribe") if cluster else ("subscribe", "unsubscribe")
 
@@ -259,7 +261,12 @@ class Hub:
         with self._lock:
             current = self._channels.get(channel, ())
             node = self._where[channel] if current else self._node_of(channel)
-            link = self._ensure_link(node)
+            try:
+                link = self._ensure_link(node)
+            except HubUnavailable:
+                if self.cluster:  # a node gone (mid-failover): the next try asks afresh
+                    self._slots_stale = True
+                raise
             self._channels[channel] = (*current, subscriber)
             if not current:
                 self._where[channel] = node
@@ -312,6 +319,9 @@ class Hub:
             if self._slots is None:
                 self._slots = RedisCluster.from_url(self.url, decode_responses=True)
             slots = self._slots
+            if self._slots_stale:
+                self._slots_stale = False
+                slots.nodes_manager.initialize()
             node = slots.nodes_manager.get_node_from_slot(slots.keyslot(channel))
         except (redis.exceptions.RedisError, OSError) as exc:
             raise HubUnavailable(f"cannot reach the cluster: {exc.__class__.__name__}") from None

@@ -211,3 +211,11 @@ def order(sandbox_client, redis_client) -> dict[str, str]:
     created = sandbox_client.create_order()
     publish(created["orderId"], {"stage": "queued", "message": "waiting"})
     return created
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> object:
+    """The run's local Redis Cluster (`TEST_REDIS_CLUSTER=1` runs only)."""
+    if _cluster is None:
+        pytest.skip("runs on a local Redis Cluster: make test runs it with TEST_REDIS_CLUSTER=1")
+    return _cluster

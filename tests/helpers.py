@@ -76,13 +76,8 @@ def commands_sent() -> Iterator[list[str]]:
     connection's handshake, which a pooled connection pays once). Only commands naming this
     run's keys count: other processes may share the Redis."""
     import settings
-    from notifier import placement
-    from notifier.connection import get_redis
 
-    client: Any = get_redis()
-    # On a cluster, every primary's MONITOR (each sees the commands of its own slots).
-    servers = ([n.redis_connection for n in client.get_primaries()] if placement.clustered()
-               else [client])  # fmt: skip
+    servers = redis_servers()  # on a cluster, each primary sees the commands of its slots
     marker = f"end-of-block-{uuid.uuid4().hex}"
     namespace = f"{settings.current().namespace}:"
     sent: list[str] = []
@@ -112,6 +107,33 @@ def commands_sent() -> Iterator[list[str]]:
             watcher.join(5)
 
 
+def redis_servers() -> list[Any]:
+    """A client of each server of the event store: the one Redis, or each cluster primary."""
+    from notifier import placement
+    from notifier.connection import get_redis
+
+    client: Any = get_redis()
+    if placement.clustered():
+        return [node.redis_connection for node in client.get_primaries()]
+    return [client]
+
+
+def connected_clients() -> int:
+    """Connections the event store's servers count, all of them."""
+    return sum(int(server.info("clients")["connected_clients"]) for server in redis_servers())
+
+
+def kill_clients(name: str) -> int:
+    """Close every connection called `name` on the event store's servers; how many."""
+    killed = 0
+    for server in redis_servers():
+        for listed in server.client_list():
+            if listed.get("name") == name:
+                server.client_kill_filter(_id=listed["id"])
+                killed += 1
+    return killed
+
+
 def subscribers(channels: list[str]) -> int:
     """How many connections Redis counts on `channels` (shard channels, each asked of the node
     serving it, on a cluster)."""
@@ -125,7 +147,8 @@ def subscribers(channels: list[str]) -> int:
     for channel in channels:
         node = client.get_node_from_key(channel)
         reply = node.redis_connection.execute_command("PUBSUB SHARDNUMSUB", channel)
-        total += int(reply[1])
+        pairs = reply if reply and isinstance(reply[0], list | tuple) else [reply]
+        total += sum(int(count) for _, count in pairs)
     return total
 
 

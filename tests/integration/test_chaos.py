@@ -20,12 +20,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from notifier import is_terminal, keys, read_snapshot
+from notifier import is_terminal, keys, placement, read_snapshot
 from notifier.connection import get_redis
+from sandbox.redis_cluster import LocalCluster
 from sandbox.redis_server import RedisServer
 from tests.sse import SSEConnection, start_web
 from tests.workers import WorkerProcess, stack_env
@@ -83,11 +85,39 @@ class Follower(threading.Thread):
             self.done.set()
 
 
+class _ClusterStore:
+    """The event store on a private local cluster (a `TEST_REDIS_CLUSTER=1` run), beside a
+    private broker: `stop`/`start` restart every node, as a Redis restart would."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.cluster = LocalCluster(data_dir=str(tmp_path / "cluster"), appendonly=True).start()
+        self.broker = RedisServer(data_dir=str(tmp_path / "broker"), appendonly=True).start()
+        self.url, self.broker_url = self.cluster.url, self.broker.url
+
+    def stop(self) -> None:
+        self.cluster.stop_nodes()
+
+    def start(self) -> None:
+        self.cluster.start_nodes()
+
+    def close(self) -> None:
+        self.cluster.stop()
+        self.broker.stop()
+
+
 @pytest.fixture
-def private_redis(tmp_path, stack_variables) -> Iterator[RedisServer]:
+def private_redis(tmp_path, stack_variables) -> Iterator[Any]:
+    """The run's own event store and broker (`url`, `broker_url`), restartable."""
+    if placement.clustered():
+        store = _ClusterStore(tmp_path)
+        stack_variables(REDIS_URL=store.url, CELERY_BROKER_URL=store.broker_url)
+        yield store
+        store.close()
+        return
     # Every write on disk before it is acknowledged: a restart may lose nothing.
     server = RedisServer(data_dir=str(tmp_path / "redis"), appendonly=True, appendfsync="always")
     server.start()
+    server.broker_url = server.url  # type: ignore[attr-defined]
     stack_variables(REDIS_URL=server.url, CELERY_BROKER_URL=server.url)
     yield server
     server.stop()
@@ -98,7 +128,9 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
 ):
     orders_wanted = int(os.environ.get("CHAOS_ORDERS") or 30)
     chaos_seconds = float(os.environ.get("CHAOS_SECONDS") or 20)
-    env = stack_env(REDIS_URL=private_redis.url, CELERY_BROKER_URL=private_redis.url, **RECOVERY)
+    env = stack_env(
+        REDIS_URL=private_redis.url, CELERY_BROKER_URL=private_redis.broker_url, **RECOVERY
+    )
     stack_variables(FULFILLMENT_NAMESPACE=env["FULFILLMENT_NAMESPACE"])
     sandbox_client.fault("whmcs", "*", latencyMs=150)  # orders take long enough to be hit
     sandbox_client.fault("salesforce", "*", latencyMs=50)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from notifier import keys, normalize_order_id, publish, read_snapshot
-from tests.helpers import subscribers, wait_until
+from tests.helpers import connected_clients, kill_clients, subscribers, wait_until
 from tests.sse import SSEConnection, web_process
 
 pytestmark = pytest.mark.usefixtures("redis_client")
@@ -240,7 +240,7 @@ def open_and_close_streams(web, headers, count: int, redis_client) -> None:
 
 
 def clients(redis_client) -> int:
-    return int(redis_client.info("clients")["connected_clients"])
+    return connected_clients()
 
 
 def test_a_slow_client_is_cut_loose_and_others_keep_up(sandbox, tokens, redis_client):
@@ -305,10 +305,7 @@ def test_a_lost_pubsub_connection_ends_streams_so_clients_resume(
 
     from streaming.hub import hub_client_name
 
-    hubs = [c for c in redis_client.client_list() if c.get("name") == hub_client_name()]
-    assert hubs  # the web process's one pub/sub connection
-    for hub in hubs:
-        redis_client.client_kill_filter(_id=hub["id"])
+    assert kill_clients(hub_client_name())  # the web process's pub/sub connection(s)
     events = list(stream.events())
 
     assert events[-1].type == "stream.end" and events[-1].json["reason"] == "redis-unavailable"
