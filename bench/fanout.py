@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -41,6 +42,7 @@ def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
     orders = new_order_ids(max(1, streams // per_order))
     owners = dict(zip(orders, new_account_ids(len(orders)), strict=True))
     sides = {side: measure(side, owners, streams) for side in ("ours", "stock")}
+    cluster = _on_cluster(owners, streams)
     return {
         "parameters": {
             "streams": streams,
@@ -52,10 +54,37 @@ def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
         "ours": sides["ours"],
         "stock": sides["stock"],
         "ratios": ratios(sides["ours"], sides["stock"]),
+        # Ours again with the event store on a local 3-master Redis Cluster (None where
+        # Debian's redis-server 7 is missing); its ratios are to ours on the single Redis.
+        "cluster": cluster,
+        "cluster_ratios": ratios(cluster, sides["ours"]) if cluster else None,
     }
 
 
-def measure(side: str, owners: dict[str, str], streams: int) -> dict[str, Any]:
+def _on_cluster(owners: dict[str, str], streams: int) -> dict[str, Any] | None:
+    """`measure("ours")` with `REDIS_URL` on a local 3-master cluster, fresh orders' keys
+    written there first, for this process and every process started meanwhile."""
+    from sandbox.redis_cluster import LocalCluster, available
+
+    if available():
+        return None
+    cluster = LocalCluster().start()
+    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "REDIS_CLUSTER")}
+    before = settings.current()
+    os.environ.update(REDIS_URL=cluster.url, REDIS_CLUSTER="1")
+    settings.configure(settings.from_environment())
+    try:
+        return measure("ours", owners, streams, [node.port for node in cluster.nodes])
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
+        settings.configure(before)
+        cluster.stop()
+
+
+def measure(
+    side: str, owners: dict[str, str], streams: int, redis_ports: list[int] | None = None
+) -> dict[str, Any]:
     if side == "ours":
         submit(owners)  # the orders exist before their streams open
     web = start_web(
@@ -66,7 +95,8 @@ def measure(side: str, owners: dict[str, str], streams: int) -> dict[str, Any]:
         WEB_BACKLOG="8192",
     )
     try:
-        return new_event_loop().run_until_complete(drive(side, web, owners, streams))
+        ports = redis_ports or [urlparse(settings.current().redis.url).port or 6379]
+        return new_event_loop().run_until_complete(drive(side, web, owners, streams, ports))
     finally:
         web.stop()
 
@@ -78,7 +108,9 @@ def submit(owners: dict[str, str]) -> None:
         record_owner(order_id, account_id)
 
 
-async def drive(side: str, web: WebProcess, owners: dict[str, str], streams: int) -> dict[str, Any]:
+async def drive(
+    side: str, web: WebProcess, owners: dict[str, str], streams: int, redis_ports: list[int]
+) -> dict[str, Any]:
     orders = list(owners)
     latencies: list[float] = []
 
@@ -91,13 +123,13 @@ async def drive(side: str, web: WebProcess, owners: dict[str, str], streams: int
     stream_orders = [orders[i % len(orders)] for i in range(streams)]
     paths = [_path(side, order_id) for order_id in stream_orders]
     headers = _headers(side, owners, stream_orders)
-    redis_port = urlparse(settings.current().redis.url).port or 6379
     rss_before = web.rss()
     started = time.monotonic()
     opened, readers = await open_many("127.0.0.1", web.port, paths, headers, on_event)
     await _all_connected(side, opened, orders, len(paths))
     connect_seconds = time.monotonic() - started
-    rss_after, redis_held = web.rss(), web.connections_to(redis_port)
+    rss_after = web.rss()
+    redis_held = sum(web.connections_to(port) for port in redis_ports)
     expected = len(paths) * len(BURST)
     with profiled(web.worker_pid(), f"fanout-{side}"):
         # Other processes, so that publishing does not share the load generator's CPU and GIL.

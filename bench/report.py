@@ -102,7 +102,25 @@ def _fanout(r: dict[str, Any]) -> str:
         f"{p['burst_events']:,} events ({p['events_per_order']} per order), one gevent worker "
         f"(`{r['measured_at']}`, fd limit {p['fd_limit']})"
     )
-    return head + "\n\n" + _table(("", "ours", "stock flask-sse", "ours / stock"), rows)
+    table = _table(("", "ours", "stock flask-sse", "ours / stock"), rows)
+    return head + "\n\n" + table + _fanout_cluster(r)
+
+
+def _fanout_cluster(r: dict[str, Any]) -> str:
+    """Ours on a local 3-master Redis Cluster beside ours on the single Redis, same run."""
+    cluster, ours = r.get("cluster"), r["ours"]
+    if not cluster:
+        return ""
+    rows: list[tuple[Any, ...]] = [
+        ("events delivered", _delivered(ours), _delivered(cluster), None)
+    ]
+    for label, path, ratio in _FANOUT_ROWS:
+        rows.append((label, _at(ours, path), _at(cluster, path),
+                     (r.get("cluster_ratios") or {}).get(ratio or "")))  # fmt: skip
+    columns = ("", "ours, one Redis", "ours, 3-master Redis Cluster", "cluster / one Redis")
+    return "\n\nThe same, ours only, with the event store on a local Redis Cluster:\n\n" + _table(
+        columns, rows
+    )
 
 
 def _at(figures: dict[str, Any], path: tuple[str, ...]) -> Any:
