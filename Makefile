@@ -35,12 +35,12 @@ format: install  ## Apply ruff's fixes and formatting.
 	$(BIN)/ruff format .
 
 # The suites that exercise the event store (publish, streams and replay, the leak checks, the
-# account stream, a step's bookkeeping, the workflow, recovery, chaos) and the cluster's own,
+# account stream, a step's bookkeeping, the workflow, chaos with its takeovers) and the cluster's own,
 # run a second time on a local 3-master Redis Cluster (TEST_CLUSTER=0 skips that run).
 CLUSTER_SUITES ?= tests/integration/test_publish.py tests/integration/test_stream.py \
 	tests/integration/test_account_stream.py tests/integration/test_bookkeeping.py \
-	tests/integration/test_workflow.py tests/integration/test_reconciler.py \
-	tests/integration/test_chaos.py tests/integration/test_cluster.py
+	tests/integration/test_workflow.py tests/integration/test_chaos.py \
+	tests/integration/test_cluster.py
 TEST_CLUSTER ?= 1
 
 test: lint browser-deps proxy-deps  ## Lint, then the whole suite (unit, integration, browser), then the event store's suites on a Redis Cluster.
