@@ -264,8 +264,7 @@ class Hub:
             try:
                 link = self._ensure_link(node)
             except HubUnavailable:
-                if self.cluster:  # a node gone (mid-failover): the next try asks afresh
-                    self._slots_stale = True
+                self._reread_slots()  # a node gone (mid-failover): the next try asks afresh
                 raise
             self._channels[channel] = (*current, subscriber)
             if not current:
@@ -323,7 +322,11 @@ class Hub:
                 self._slots_stale = False
                 slots.nodes_manager.initialize()
             node = slots.nodes_manager.get_node_from_slot(slots.keyslot(channel))
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except (
+            redis.exceptions.RedisError,
+            redis.exceptions.RedisClusterException,
+            OSError,
+        ) as exc:
             raise HubUnavailable(f"cannot reach the cluster: {exc.__class__.__name__}") from None
         return f"{node.host}:{node.port}"
 
@@ -354,11 +357,9 @@ class Hub:
         return redis.Redis.from_url(self.url, **options)
 
     def _reread_slots(self) -> None:
-        """After a node failed or a slot moved: where the slots are now (best effort; a
-        subscription sent to the wrong node fails its link, which reads them again)."""
-        if self._slots is not None:
-            with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                self._slots.nodes_manager.initialize()
+        """After a node failed or a slot moved: read the slot map again before the next
+        channel is placed (not now: mid-failover the map still names the dead node)."""
+        self._slots_stale = self.cluster
 
     # --- the reader ------------------------------------------------------------------------
 
