@@ -74,7 +74,7 @@ class RedisServer:
 
     def command(self) -> list[str]:
         persistence = (
-            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.appendonly else []
+            ["--appendonly", "yes", "--appendfsync", self.appendfsync] if self.appendonly else []
         )
         return [
             find_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
