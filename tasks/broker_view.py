@@ -29,10 +29,19 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True)
 
 
-def queued_orders() -> set[str] | None:
-    """Ids of orders with a message in the broker's queue, or None if it cannot be read."""
+def broker_client() -> redis.Redis | None:
+    """A client of the Redis broker (not the event store: they may be apart), or None when
+    the broker is not Redis."""
     url = settings.current().broker.url
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
+    return _client(url)
+
+
+def queued_orders() -> set[str] | None:
+    """Ids of orders with a message in the broker's queue, or None if it cannot be read."""
+    client = broker_client()
+    if client is None:
+        return None
     keys = [queue_name() + suffix for suffix in _PRIORITY_SUFFIXES]
-    return {str(order_id) for order_id in run_script(_QUEUED_ORDERS, keys, [], _client(url))}
+    return {str(order_id) for order_id in run_script(_QUEUED_ORDERS, keys, [], client)}

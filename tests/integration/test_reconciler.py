@@ -13,7 +13,7 @@ from fulfillment.plan import Step
 from fulfillment.recovery import ResumePoint
 from notifier import publish
 from settings import RecoverySettings
-from tasks.broker_view import queued_orders
+from tasks.broker_view import broker_client, queued_orders
 from tasks.celery_app import dispatcher
 from tasks.reconciler import reconcile_once
 from tests.helpers import wait_for_terminal, wait_until
@@ -114,7 +114,7 @@ def _take_over_after(order: str, redis_client, step_ended: bool) -> list[dict]:
     if step_ended:
         recovery.mark_ended(order, epoch, progressed=False)
     assert reconcile_once(dispatcher(), NOW) == [order]
-    sent = queue_messages(redis_client)
+    sent = queue_messages()
     quiet_queue_purge()  # a worker took the message...
     redis_client.delete(recovery.alive_key(order))  # ...and went away
     return sent
@@ -132,16 +132,23 @@ def test_a_takeover_of_a_message_that_never_ran_is_not_a_strike(
     assert recovery.epoch(order) == NOW.max_takeovers + 2
 
 
-def queue_messages(redis_client) -> list[dict]:
+def queue_messages() -> list[dict]:
+    """The messages waiting in the quiet queue, oldest first (read from the broker)."""
     import json
 
     from tasks.config import queue_name
 
-    return [json.loads(raw) for raw in reversed(redis_client.lrange(queue_name(), 0, -1))]
+    raw_messages = _broker().lrange(queue_name(), 0, -1)
+    return [json.loads(raw) for raw in reversed(raw_messages)]
 
 
 def quiet_queue_purge() -> None:
-    from notifier.connection import get_redis
     from tasks.config import queue_name
 
-    get_redis().delete(queue_name())
+    _broker().delete(queue_name())
+
+
+def _broker():
+    client = broker_client()
+    assert client is not None, "these tests need the Redis broker"
+    return client
