@@ -129,6 +129,7 @@ def finish(job: Job, start: StepStart, end: StepEnd, waiting_seconds: float) -> 
         [alive_key(oid), ledger_key(oid), *publish_keys],
         [job.epoch, alive, json.dumps(fields), ledger.TTL_SECONDS,
          json.dumps(owner_args) if owner_args else "", *publish_args],
+        replicated=True,
     )  # fmt: skip
     indexed = index_calls(oid, account, float(owner_args[3])) if account and owner_args else []
     if commit is None:
@@ -145,7 +146,8 @@ def announce(job: Job, start: StepStart, update: Mapping[str, Any]) -> str:
     decided = decide(Update(job.order_id, update), start.read)
     if isinstance(decided, Published):
         raise decided.error or RuntimeError(f"order {job.order_id}: not published")
-    return _settled(decided, run_script(PUBLISH_SCRIPT, *commit_parts(decided)))
+    reply = run_script(PUBLISH_SCRIPT, *commit_parts(decided), replicated=True)
+    return _settled(decided, reply)
 
 
 def _settled(commit: Commit, reply: Any, calls: list[placement.Call] | None = None) -> str:

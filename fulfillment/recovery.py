@@ -206,7 +206,8 @@ def exclusive(
     finally:
         # Compare-and-delete: never release a lease that expired and was taken by another.
         field, written = (ledger_field, section.written) if section.written else ("", "")
-        run_script(_LEAVE, section_keys, [token, field, written, LEDGER_TTL_SECONDS], client)
+        args = [token, field, written, LEDGER_TTL_SECONDS]
+        run_script(_LEAVE, section_keys, args, client, replicated=bool(written))
 
 
 class _Renewer:

@@ -26,6 +26,7 @@ from redis.commands.core import Script
 import settings
 from settings import RedisSettings
 
+from . import replication
 from .scripts import LuaScript
 
 _lock = threading.Lock()
@@ -117,15 +118,20 @@ def run_script(
     keys: Sequence[Any],
     args: Sequence[Any],
     client: redis.Redis | None = None,
+    replicated: bool = False,
 ) -> Any:
     """Run a Lua script by its SHA (EVALSHA) on `client` (the shared one by default).
 
     One `Script` per source serves every client: redis-py loads it again on a server that does
     not know it (NOSCRIPT, e.g. after a Redis restart), so no script text travels per call.
     In a pipeline use `queue_script` instead. `keys` and `args` must match the script's
-    header (see `notifier.scripts`), or TypeError before anything is sent.
+    header (see `notifier.scripts`), or TypeError before anything is sent. `replicated`: a
+    commit, which waits for replicas when the settings ask (`notifier.replication`).
     """
     script.check(keys, args)
+    if replicated and settings.current().redis.wait_replicas:
+        queue = lambda pipe: queue_script(pipe, script, keys, args)  # noqa: E731
+        return run_pipeline(queue, replicated=True, client=client)[0]
     client = client or get_redis()
     return _script(script.source)(keys=keys, args=args, client=client)
 
@@ -148,25 +154,40 @@ def queue_script(
     command = ("EVALSHA", _script(script.source).sha, len(keys), *keys, *args)
     if isinstance(pipe, ClusterPipeline) and keys:
         node = pipe.nodes_manager.get_node_from_slot(pipe.keyslot(keys[0]))
+        replication.note_node(pipe, node)
         pipe.execute_command(*command, target_nodes=node)
     else:
         pipe.execute_command(*command)
 
 
-def run_pipeline(build: Callable[[Pipeline], None], transaction: bool = False) -> list[Any]:
+def run_pipeline(
+    build: Callable[[Pipeline], None],
+    transaction: bool = False,
+    replicated: bool = False,
+    client: redis.Redis | None = None,
+) -> list[Any]:
     """Build a pipeline with `build` and execute it, loading the scripts once if Redis lost
-    them. `build` may run twice: what it queues must be safe to repeat."""
-    client = get_redis()
+    them. `build` may run twice: what it queues must be safe to repeat. `replicated`: its
+    scripts are commits, which wait for replicas when the settings ask (the replies are
+    `build`'s alone)."""
+    client = client or get_redis()
+    where = settings.current().redis
     for attempt in range(2):
         pipe = client.pipeline(transaction=transaction)
         build(pipe)
+        waits = replication.queue_waits(pipe, where) if replicated and where.wait_replicas else 0
         try:
-            return list(pipe.execute())
+            replies = list(pipe.execute())
         except redis.exceptions.NoScriptError:
             if attempt:
                 raise
             for script in list(_scripts.values()):
                 client.script_load(script.script)
+            continue
+        if waits:
+            replication.check(replies[-waits:], where)
+            del replies[-waits:]
+        return replies
     raise AssertionError("unreachable")
 
 

@@ -256,7 +256,7 @@ def _commit_all(
         for commit in commits.values():
             publishing.queue_commit(pipe, commit)
 
-    replies = run_pipeline(build) if commits else []
+    replies = run_pipeline(build, replicated=True) if commits else []
     outcomes = {
         index: commit_outcome(reply, commit)
         for (index, commit), reply in zip(commits.items(), replies, strict=True)

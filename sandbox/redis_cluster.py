@@ -114,6 +114,11 @@ class LocalCluster:
             client.close()
         return next(n for n in self.nodes if n.port == int(node.port))
 
+    def replica_of(self, primary: RedisServer) -> RedisServer:
+        """A replica of `primary` (the cluster must have been started with replicas)."""
+        ports = {int(port) for _, port, _ in _client(primary).execute_command("ROLE")[2]}
+        return next(n for n in self.nodes if n.port in ports)
+
     def move_slot(self, slot: int, to: RedisServer) -> None:
         """Move `slot` and its keys to node `to`, as `redis-cli --cluster reshard` does."""
         source = next(n for n in self.nodes if _serves(n, slot))

@@ -70,6 +70,9 @@ class RedisSettings:
     pool_timeout_seconds: float
     #: `REDIS_URL` names a node of a Redis Cluster (see `notifier.placement`).
     cluster: bool = False
+    #: Replicas each commit waits for (`WAIT`; see `notifier.replication`); 0: none.
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 100
 
 
 def read_redis(env: Environment) -> RedisSettings:
@@ -78,6 +81,8 @@ def read_redis(env: Environment) -> RedisSettings:
         max_connections=env.whole("REDIS_MAX_CONNECTIONS", 8),
         pool_timeout_seconds=env.number("REDIS_POOL_TIMEOUT_SECONDS", 5),
         cluster=bool(env.flag("REDIS_CLUSTER", False)),
+        wait_replicas=env.whole("REDIS_WAIT_REPLICAS", 0),
+        wait_timeout_ms=env.whole("REDIS_WAIT_TIMEOUT_MS", 100),
     )
 
 
@@ -188,6 +193,8 @@ class ServerSettings:
     """The web server (gunicorn.conf.py) and the processes `make run` starts."""
 
     port: int
+    #: The address the web process binds (one host's, to sit beside others on one machine).
+    address: str
     concurrency: int
     worker_connections: int
     backlog: int
@@ -204,6 +211,7 @@ class ServerSettings:
 def read_server(env: Environment) -> ServerSettings:
     return ServerSettings(
         port=env.whole("PORT", 5000),
+        address=env.required_text("WEB_ADDRESS", "0.0.0.0"),
         concurrency=env.whole("WEB_CONCURRENCY", 2),
         worker_connections=env.whole("WEB_WORKER_CONNECTIONS", 20000),
         backlog=env.whole("WEB_BACKLOG", 4096),

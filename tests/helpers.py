@@ -172,3 +172,10 @@ def listening(channel: str) -> Iterator[Any]:
         yield pubsub
     finally:
         pubsub.close()
+
+
+def unreplicated_commits() -> float:
+    """This process's count of commits too few replicas acknowledged (`REDIS_WAIT_REPLICAS`)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("fulfillment_redis_unreplicated_commits_total") or 0.0

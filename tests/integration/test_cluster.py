@@ -4,6 +4,7 @@ streams fails over to its replica without losing an event. Skipped on a single R
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 
@@ -13,6 +14,7 @@ import redis
 from notifier import keys, read_snapshot
 from sandbox.redis_cluster import LocalCluster, available
 from streaming.hub import hub_client_name
+from tests.helpers import unreplicated_commits
 from tests.sse import web_process
 
 from .test_stream import new_order_id, open_stream, queued, retrying
@@ -140,6 +142,25 @@ def test_a_killed_primary_fails_over_and_streams_resume_by_id(replicated, sandbo
 
         first = _reconnect(web, order_id, {**headers, "Last-Event-ID": snapshot.id})
         assert first.type == "order.update" and first.id == missed
+    history = read_snapshot(order_id).body["history"]
+    assert [e["stage"] for e in history] == ["queued", "retrying"]
+
+
+def test_a_commit_waits_for_its_replica_and_counts_when_it_does_not_answer(
+    replicated, stack_variables
+):
+    stack_variables(REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="200")
+    order_id = new_order_id()
+    before = unreplicated_commits()
+    queued(order_id)
+    assert unreplicated_commits() == before  # the replica acknowledged it
+    replica = replicated.replica_of(replicated.primary_of(keys.channel(order_id)))
+    replica.process.send_signal(signal.SIGSTOP)  # alive, but acknowledging nothing
+    try:
+        retrying(order_id, 2)
+    finally:
+        replica.process.send_signal(signal.SIGCONT)
+    assert unreplicated_commits() == before + 1
     history = read_snapshot(order_id).body["history"]
     assert [e["stage"] for e in history] == ["queued", "retrying"]
 

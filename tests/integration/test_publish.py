@@ -21,7 +21,7 @@ from notifier import (
     read_snapshot,
 )
 from notifier.state import wait_for_events
-from tests.helpers import commands_sent, listening
+from tests.helpers import commands_sent, listening, unreplicated_commits
 
 ORDER = "8015g00000AbCdEAAV"
 
@@ -154,3 +154,18 @@ def test_a_batch_commits_each_update_on_its_own_in_two_round_trips(redis_client)
         assert sorted(names) == ["EVALSHA"] * 6 + ["HMGET"] * 3, sent
     else:
         assert names == ["HMGET"] * 3 + ["EVALSHA"] * 2, sent
+
+
+def test_with_replicas_asked_for_a_commit_waits_and_counts_a_short_wait(
+    redis_client, order_id, stack_variables
+):
+    # This Redis (or each cluster node here) has no replica: the WAIT comes back with none.
+    stack_variables(REDIS_WAIT_REPLICAS="1", REDIS_WAIT_TIMEOUT_MS="10")
+    before = unreplicated_commits()
+    first = publish(order_id, {"stage": "queued"})
+    second, refused = publish_many(
+        [Update(order_id, {"stage": "activating"}), Update(order_id, {"stage": "queued"})]
+    )
+    assert unreplicated_commits() == before + 2  # one per commit; the refusal committed nothing
+    assert first and second.event_id and isinstance(refused.error, IllegalTransition)
+    assert [e["stage"] for e in read_snapshot(order_id).body["history"]] == ["queued", "activating"]
