@@ -40,7 +40,8 @@ format: install  ## Apply ruff's fixes and formatting.
 CLUSTER_SUITES ?= tests/integration/test_publish.py tests/integration/test_stream.py \
 	tests/integration/test_account_stream.py tests/integration/test_bookkeeping.py \
 	tests/integration/test_workflow.py tests/integration/test_chaos.py \
-	tests/integration/test_cluster.py tests/integration/test_reconciler.py
+	tests/integration/test_cluster.py tests/integration/test_reconciler.py \
+	tests/integration/test_many_hosts.py
 TEST_CLUSTER ?= 1
 
 test: lint browser-deps proxy-deps  ## Lint, then the whole suite (unit, integration, browser), then the event store's suites on a Redis Cluster.

@@ -24,7 +24,9 @@ import settings as process_settings
 _settings = process_settings.current()
 _server = _settings.server
 
-bind = f"0.0.0.0:{_server.port}"
+#: An IPv6 address is bracketed, as gunicorn reads `[::1]:5000`.
+_address = f"[{_server.address}]" if ":" in _server.address else _server.address
+bind = f"{_address}:{_server.port}"
 workers = _server.concurrency
 worker_class = "gevent"
 #: Open streams per worker process; each also needs a file descriptor.

@@ -52,10 +52,15 @@ class SSEConnection:
 
     @classmethod
     def open(
-        cls, port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 10
+        cls,
+        port: int,
+        path: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10,
+        host: str = "127.0.0.1",
     ) -> SSEConnection:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
+        sock = socket.create_connection((host, port), timeout=timeout)
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         connection = cls(sock)
@@ -189,10 +194,12 @@ class WebProcess:
 
     port: int
     process: subprocess.Popen[bytes]
+    #: The address it binds (`WEB_ADDRESS`).
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def worker(self) -> Any:
         import psutil
@@ -240,17 +247,20 @@ def start_web(
     quiet: bool = False,
     port: int = 0,
     log_file: Path | None = None,
+    host: str = "127.0.0.1",
     **settings: str,
 ) -> WebProcess:
+    """The web process on `host` (its `WEB_ADDRESS`) and `port` (default: a free one), with
+    this process's environment and `settings` over it."""
     port = port or free_port()
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "WEB_ACCESS_LOG": ""}
-    env.update(settings)
+    env.update(settings, WEB_ADDRESS=host)
     command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
     stderr: Any = subprocess.DEVNULL if quiet else None
     if log_file is not None:
         stderr = log_file.open("ab")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)
-    web = WebProcess(port, process)
+    web = WebProcess(port, process, host)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

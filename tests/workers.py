@@ -61,10 +61,14 @@ class WorkerProcess(_ProcessGroup):
         concurrency: int = 1,
         log_file: Path | None = None,
         pool: str = "prefork",
+        hostname: str | None = None,
     ) -> WorkerProcess:
+        """`hostname`: the worker's node name (`celery@<hostname>`); two workers on one
+        machine over RabbitMQ need different ones (each node's control queue is exclusive)."""
         command = [sys.executable, "-m", "celery", "--app", "tasks.celery_app", "worker",
                    "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
-                   "--task-events", "--without-gossip", "--without-mingle"]  # fmt: skip
+                   "--task-events", "--without-gossip", "--without-mingle",
+                   *(["--hostname", f"celery@{hostname}"] if hostname else [])]  # fmt: skip
         env = {**env, "WORKER_METRICS_PORT": env.get("WORKER_METRICS_PORT") or str(free_port())}
         output = log_file.open("ab") if log_file else None
         process = subprocess.Popen(

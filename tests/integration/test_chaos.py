@@ -12,12 +12,10 @@ each run are appended to build/chaos/chaos.jsonl.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import random
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,64 +24,17 @@ from typing import Any
 import pytest
 import requests
 
-from notifier import is_terminal, keys, placement, read_snapshot
+from notifier import keys, placement, read_snapshot
 from notifier.connection import get_redis
 from sandbox.redis_cluster import LocalCluster
 from sandbox.redis_server import RedisServer
-from tests.sse import SSEConnection, start_web
+from tests.followers import Follower
+from tests.sse import start_web
 from tests.workers import WorkerProcess, stack_env
 
 pytestmark = pytest.mark.chaos
 RESULTS = Path(__file__).resolve().parents[2] / "build" / "chaos" / "chaos.jsonl"
 RECOVERY = {"STUCK_AFTER_SECONDS": "3", "RECONCILE_INTERVAL_SECONDS": "1", "ALIVE_SECONDS": "2"}
-
-
-class Follower(threading.Thread):
-    """Follows one order like a browser: reconnects after any ending and resumes by id."""
-
-    def __init__(self, port: int, order_id: str, headers: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.port, self.order_id, self.headers = port, order_id, headers
-        self.seen: list[dict] = []
-        self.last_id: str | None = None
-        self.snapshots_on_resume = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            with contextlib.suppress(OSError, EOFError, ValueError):
-                self._follow_once()
-            if not self.done.is_set():
-                time.sleep(0.3)  # the browser's retry
-
-    def _follow_once(self) -> None:
-        headers = {**self.headers, **({"Last-Event-ID": self.last_id} if self.last_id else {})}
-        stream = SSEConnection.open(
-            self.port, f"/api/orders/{self.order_id}/events", headers, timeout=30
-        )
-        try:
-            if stream.status == 204:
-                self.done.set()
-                return
-            for event in stream.events():
-                self._take(event)
-                if self.done.is_set():
-                    return
-        finally:
-            stream.close()
-
-    def _take(self, event) -> None:
-        if event.type == "order.snapshot":
-            if self.last_id is not None:
-                self.snapshots_on_resume += 1
-            self.seen = list(event.json["history"])
-        elif event.type == "order.update":
-            self.seen.append(event.json)
-        else:
-            return
-        self.last_id = event.id
-        if is_terminal(self.seen[-1]["stage"]):
-            self.done.set()
 
 
 class _ClusterStore:
@@ -148,7 +99,7 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
                 f"{web.url}/api/orders/{order_id}/fulfill", headers=service, timeout=10
             )
             assert answer.status_code == 202, answer.text
-        followers = [Follower(web.port, order_id, service) for order_id in orders]
+        followers = [Follower([(web.host, web.port)], order_id, service) for order_id in orders]
         for follower in followers:
             follower.start()
 
