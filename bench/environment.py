@@ -74,6 +74,31 @@ def private_broker() -> Iterator[RedisServer]:
 
 
 @contextmanager
+def event_store_on_cluster(replicas: int = 0, **variables: str) -> Iterator[Any]:
+    """`REDIS_URL` on a local 3-master Redis Cluster (`replicas` replicas each) of our own,
+    with `variables`, for this process and every process started meanwhile; yields the
+    `LocalCluster`, or None where Debian's redis-server 7 is missing."""
+    from sandbox.redis_cluster import LocalCluster, available
+
+    if available():
+        yield None
+        return
+    cluster = LocalCluster(replicas=replicas).start()
+    changed = {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1", **variables}
+    saved = {name: os.environ.get(name) for name in changed}
+    before = settings.current()
+    os.environ.update(changed)
+    settings.configure(settings.from_environment())
+    try:
+        yield cluster
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
+        settings.configure(before)
+        cluster.stop()
+
+
+@contextmanager
 def private_sandbox() -> Iterator[subprocess.Popen[bytes]]:
     """`python -m sandbox` on free ports, in the private stack's sandbox directory. Call it
     inside `private_stack`: the ports go into this process's environment, so every web and

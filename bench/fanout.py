@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -28,6 +27,7 @@ from notifier.events import parse_timestamp
 from notifier.owners import record_owner
 from tests.sse import WebProcess, start_web
 
+from .environment import event_store_on_cluster
 from .loadgen import Stream, close_all, new_event_loop, open_many, raise_fd_limit
 from .orders import customer_headers, new_account_ids, new_order_ids
 from .percentiles import in_milliseconds
@@ -62,24 +62,12 @@ def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
 
 
 def _on_cluster(owners: dict[str, str], streams: int) -> dict[str, Any] | None:
-    """`measure("ours")` with `REDIS_URL` on a local 3-master cluster, fresh orders' keys
-    written there first, for this process and every process started meanwhile."""
-    from sandbox.redis_cluster import LocalCluster, available
-
-    if available():
-        return None
-    cluster = LocalCluster().start()
-    saved = {name: os.environ.get(name) for name in ("REDIS_URL", "REDIS_CLUSTER")}
-    before = settings.current()
-    os.environ.update(REDIS_URL=cluster.url, REDIS_CLUSTER="1")
-    settings.configure(settings.from_environment())
-    try:
+    """`measure("ours")` with the event store on a local 3-master cluster, fresh orders'
+    keys written there first."""
+    with event_store_on_cluster() as cluster:
+        if cluster is None:
+            return None
         return measure("ours", owners, streams, [node.port for node in cluster.nodes])
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
-        settings.configure(before)
-        cluster.stop()
 
 
 def measure(

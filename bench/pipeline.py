@@ -46,7 +46,7 @@ from tests.sse import start_web
 from tests.workers import WorkerProcess
 
 from . import naive
-from .environment import private_broker, private_sandbox
+from .environment import event_store_on_cluster, private_broker, private_sandbox
 from .monitor import Monitor, Tally, client_address
 from .percentiles import in_milliseconds
 from .profile import profiled
@@ -81,6 +81,7 @@ def run(orders: int = 1_000) -> dict[str, Any]:
             "latency_0ms": measure(client, sandbox.pid, broker, orders, latency_ms=0),
             "latency_50ms": measure(client, sandbox.pid, broker, max(50, orders // 4), 50),
         }
+        on_cluster = _on_clusters(client, orders, results["latency_0ms"])
     return {
         "parameters": {
             "orders": orders,
@@ -90,6 +91,7 @@ def run(orders: int = 1_000) -> dict[str, Any]:
         },
         **results,
         "targets": _targets(results["latency_0ms"]),
+        **on_cluster,
     }
 
 
@@ -178,6 +180,72 @@ def measure(
         **ours,
         "naive": baseline,
         "ratio_to_naive": _ratios(ours, baseline),
+    }
+
+
+# --- ours with the event store on a cluster ---------------------------------------------------
+
+#: The variants beside the single Redis: a 3-master cluster; the same with a replica per
+#: master and each commit waiting for it (`REDIS_WAIT_REPLICAS=1`: what failover without
+#: loss of acknowledged writes costs).
+CLUSTER_VARIANTS = {"cluster": (0, "0"), "cluster_wait": (1, "1")}
+
+
+def _on_clusters(sandbox: SandboxClient, orders: int, single: dict) -> dict[str, Any]:
+    """Ours at 0 ms on each of `CLUSTER_VARIANTS` (None where no cluster can start), and its
+    ratios to ours on the single Redis (`single`, this run's `latency_0ms`)."""
+    found: dict[str, Any] = {}
+    for name, (replicas, wait) in CLUSTER_VARIANTS.items():
+        with event_store_on_cluster(replicas, REDIS_WAIT_REPLICAS=wait) as cluster:
+            figures = (
+                _ours_alone(sandbox, orders, single["paced"]["rate_per_second"])
+                if cluster
+                else None
+            )
+        found[name] = figures
+        found[f"{name}_ratios"] = _cluster_ratios(figures, single) if figures else None
+    return found
+
+
+def _ours_alone(sandbox: SandboxClient, orders: int, rate: float) -> dict[str, Any]:
+    """Flood and paced runs of ours alone (as in `measure`, at 0 ms), and CPU per order."""
+    concurrency = CONCURRENCY[0]
+    web = start_web(quiet=True, WEB_CONCURRENCY="1")
+    logs = Path(os.environ["SANDBOX_DIR"])
+    worker = WorkerProcess.start(
+        dict(os.environ), concurrency=concurrency, log_file=logs / "worker-cluster.log", pool=POOL
+    )
+    token = mint_token(settings.current().web, account_id=None, scope="orders:fulfill", ttl=3600)
+    try:
+        _complete(web.url, token, _new_orders(sandbox, concurrency))  # warm up
+        flood = _new_orders(sandbox, orders)
+        cpu_before = _cpu_seconds(worker.process.pid)
+        _complete(web.url, token, flood)
+        worker_cpu = _cpu_seconds(worker.process.pid) - cpu_before
+        paced = _new_orders(sandbox, max(20, orders // 5))
+        _complete(web.url, token, paced, rate=rate)
+    finally:
+        worker.stop()
+        web.stop()
+    return {
+        "flood": _timings(flood),
+        "paced": {**_timings(paced), "rate_per_second": round(rate, 1)},
+        "worker_cpu_ms_per_order": round(worker_cpu * 1000 / orders, 1),
+    }
+
+
+def _cluster_ratios(cluster: dict[str, Any], single: dict[str, Any]) -> dict[str, float | None]:
+    def p99(side: dict[str, Any]) -> float | None:
+        return side["paced"]["trigger_to_completed_ms"]["p99"]
+
+    return {
+        "flood_orders_per_second": _ratio(
+            cluster["flood"]["orders_per_second"], single["flood"]["orders_per_second"]
+        ),
+        "paced_p99": _ratio(p99(cluster), p99(single)),
+        "cpu_worker": _ratio(
+            cluster["worker_cpu_ms_per_order"], single["per_order"]["cpu_ms"]["worker"]
+        ),
     }
 
 

@@ -195,7 +195,42 @@ def _pipeline(r: dict[str, Any]) -> str:
             ratio["paced_p50"], ratio["paced_p99"], "", "", ratio["salesforce_api_calls"],
             f"worker {ratio['cpu_worker']}",
         ))  # fmt: skip
-    return "\n\n".join((head, _table(columns, rows), _pipeline_commands(r), _pipeline_targets(r)))
+    parts = (head, _table(columns, rows), _pipeline_commands(r), _pipeline_targets(r))
+    return "\n\n".join(parts) + _pipeline_cluster(r)
+
+
+_CLUSTER_VARIANTS = {
+    "cluster": "3-master Redis Cluster",
+    "cluster_wait": "3 masters + a replica each, `REDIS_WAIT_REPLICAS=1`",
+}
+
+
+def _pipeline_cluster(r: dict[str, Any]) -> str:
+    """Ours at 0 ms with the event store on the local clusters, beside the single Redis."""
+    found = [(name, r[name]) for name in _CLUSTER_VARIANTS if r.get(name)]
+    if not found:
+        return ""
+    single = r["latency_0ms"]
+    columns = ("ours at 0 ms, event store on", "orders/s (flood)", "p50, paced (ms)",
+               "p99, paced (ms)", "worker CPU ms per order", "ratios to one Redis: orders/s, "
+               "paced p99, worker CPU")  # fmt: skip
+    rows: list[tuple[Any, ...]] = [(
+        "one Redis", single["flood"]["orders_per_second"],
+        single["paced"]["trigger_to_completed_ms"]["p50"],
+        single["paced"]["trigger_to_completed_ms"]["p99"], single["per_order"]["cpu_ms"]["worker"],
+        "",
+    )]  # fmt: skip
+    for name, x in found:
+        ratio = r[f"{name}_ratios"]
+        rows.append((
+            _CLUSTER_VARIANTS[name], x["flood"]["orders_per_second"],
+            x["paced"]["trigger_to_completed_ms"]["p50"],
+            x["paced"]["trigger_to_completed_ms"]["p99"], x["worker_cpu_ms_per_order"],
+            f"{ratio['flood_orders_per_second']} / {ratio['paced_p99']} / {ratio['cpu_worker']}",
+        ))  # fmt: skip
+    return "\n\nThe same run, ours only, with the event store on local Redis Clusters:\n\n" + (
+        _table(columns, rows)
+    )
 
 
 def _pipeline_row(label: str, side: dict[str, Any], concurrency: int) -> tuple[Any, ...]:
