@@ -209,6 +209,7 @@ def _on_clusters(sandbox: SandboxClient, orders: int, single: dict) -> dict[str,
 
 def _ours_alone(sandbox: SandboxClient, orders: int, rate: float) -> dict[str, Any]:
     """Flood and paced runs of ours alone (as in `measure`, at 0 ms), and CPU per order."""
+    sandbox.clear_faults()  # the last `measure` left its emulated latency on
     concurrency = CONCURRENCY[0]
     web = start_web(quiet=True, WEB_CONCURRENCY="1")
     logs = Path(os.environ["SANDBOX_DIR"])
