@@ -1,10 +1,11 @@
 """Many hosts, simulated on one machine: two web processes and two workers, each pair on its
 own loopback address (127.0.0.2, 127.0.0.3: the web binds it, the worker is named after it
-and serves its metrics there), over the run's Redis Cluster (the event store) and RabbitMQ (the broker), as two
-hosts behind a load balancer would be. Customers follow their orders on both web processes;
-halfway through one web process and one worker are SIGKILLed. Every order completes once,
-and every follower, those of the dead web process resuming on the other, has exactly the
-order's history. `TEST_REDIS_CLUSTER=1` runs only (`make test` runs it so)."""
+and serves its metrics there), over the run's Redis Cluster (the event store) and RabbitMQ
+(the broker), as two hosts behind a load balancer would be. Customers follow their orders on
+both web processes; halfway through, one web process and one worker are SIGKILLed. Every
+order completes once, and every follower, those of the dead web process resuming on the
+other, has exactly the order's history. `TEST_REDIS_CLUSTER=1` runs only (`make test` runs
+it so)."""
 
 from __future__ import annotations
 
