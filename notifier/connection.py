@@ -17,11 +17,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
+from urllib.parse import urlparse
 
 import redis
 from redis.client import Pipeline
-from redis.cluster import ClusterPipeline, RedisCluster
+from redis.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.commands.core import Script
+from redis.connection import parse_url
 
 import settings
 from settings import RedisSettings
@@ -100,7 +102,7 @@ def _as_redis_errors() -> Iterator[None]:
 
 
 def _cluster_client(where: RedisSettings) -> redis.Redis:
-    client = _Cluster.from_url(
+    client = cluster_client(
         where.url,
         decode_responses=True,
         connection_pool_class=redis.BlockingConnectionPool,
@@ -111,6 +113,32 @@ def _cluster_client(where: RedisSettings) -> redis.Redis:
     # The same calls as a `Redis` (commands, pipelines, scripts): typed as one, so callers
     # need not care which they hold.
     return cast(redis.Redis, client)
+
+
+def cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A cluster client that learns the cluster from the nodes `url` names: one node's URL, or
+    several, comma-separated (`redis://a:6379,redis://b:6379`; the first's credentials and
+    TLS serve all). It asks each in turn for the slot map, so a process that starts while
+    one of them is down (its primary just killed) still connects; if none answers, a
+    ConnectionError, as from one Redis that is down."""
+    first, *others = _seeds(url)
+    startup = [ClusterNode(parts.hostname, parts.port or 6379) for parts in map(urlparse, others)]
+    with _as_redis_errors():
+        return _Cluster(url=first, startup_nodes=startup, **options)
+
+
+def node_options(url: str) -> dict[str, Any]:
+    """What a plain client of one cluster node needs from `url` besides its host and port
+    (credentials, TLS), for connections of one's own to a node (the stream hub's)."""
+    options = dict(parse_url(_seeds(url)[0]))
+    options.pop("host", None)
+    options.pop("port", None)
+    return options
+
+
+def _seeds(url: str) -> list[str]:
+    seeds = [part.strip() for part in url.split(",") if part.strip()]
+    return [seed if "://" in seed else f"redis://{seed}" for seed in seeds]
 
 
 def run_script(

@@ -54,6 +54,11 @@ class LocalCluster:
         """A running node's URL: the cluster client learns the others from it."""
         return next(node for node in self.nodes if node.process is not None).url
 
+    @property
+    def seeds(self) -> str:
+        """Every node's URL, comma-separated: a `REDIS_URL` that outlives any one node."""
+        return ",".join(node.url for node in self.nodes)
+
     def start(self, timeout: float = 30.0) -> LocalCluster:
         for _ in range(self.masters * (1 + self.replicas)):
             port = free_port()

@@ -47,6 +47,7 @@ from redis.retry import Retry
 
 import settings
 from notifier import keys
+from notifier.connection import cluster_client, node_options
 from notifier.events import is_terminal, parse_timestamp
 
 from .metrics import SLOW_CLIENT_DISCONNECTS
@@ -316,7 +317,7 @@ class Hub:
             return ""
         try:
             if self._slots is None:
-                self._slots = RedisCluster.from_url(self.url, decode_responses=True)
+                self._slots = cluster_client(self.url, decode_responses=True)
             slots = self._slots
             if self._slots_stale:
                 self._slots_stale = False
@@ -353,7 +354,7 @@ class Hub:
         }
         if node:
             host, port = node.rsplit(":", 1)
-            return redis.Redis(host=host, port=int(port), **options)
+            return redis.Redis(host=host, port=int(port), **node_options(self.url), **options)
         return redis.Redis.from_url(self.url, **options)
 
     def _reread_slots(self) -> None:

@@ -1,6 +1,8 @@
 """Chaos: dozens of orders through real worker processes, the sandbox and a web process, while
-workers are SIGKILLed at random moments and restarted, and Redis (AOF on) is restarted once,
-after the second kill, with orders in flight.
+workers are SIGKILLed at random moments and restarted, and the event store is disrupted once,
+after the second kill, with orders in flight: Redis (AOF on) restarted, or on a cluster every
+node restarted, or (a second test, clusters only) a shard's primary SIGKILLed so its replica
+takes over, with each commit waiting for the replica (`REDIS_WAIT_REPLICAS=1`).
 
 Every order must complete, with exactly one WHMCS order, Salesforce agreeing with the last
 event, and each follower (a browser-like client that reconnects and resumes by event id)
@@ -37,53 +39,128 @@ RESULTS = Path(__file__).resolve().parents[2] / "build" / "chaos" / "chaos.jsonl
 RECOVERY = {"STUCK_AFTER_SECONDS": "3", "RECONCILE_INTERVAL_SECONDS": "1", "ALIVE_SECONDS": "2"}
 
 
-class _ClusterStore:
-    """The event store on a private local cluster (a `TEST_REDIS_CLUSTER=1` run), beside a
-    private broker: `stop`/`start` restart every node, as a Redis restart would."""
+class _SingleStore:
+    """One private Redis for the event store and the broker; `disrupt` restarts it."""
+
+    kind = "redis-restart"
 
     def __init__(self, tmp_path: Path) -> None:
-        self.cluster = LocalCluster(data_dir=str(tmp_path / "cluster"), appendonly=True).start()
+        # Every write on disk before it is acknowledged: a restart may lose nothing.
+        self.server = RedisServer(
+            data_dir=str(tmp_path / "redis"), appendonly=True, appendfsync="always"
+        ).start()
+        self.url = self.broker_url = self.server.url
+
+    def disrupt(self, web_url: str) -> bool:
+        """Stop Redis (SIGTERM: it writes its AOF and exits), then start it from its files;
+        whether `/readyz` said 503 meanwhile."""
+        self.server.stop()
+        unready = requests.get(f"{web_url}/readyz", timeout=5).status_code == 503
+        self.server.start()
+        return unready
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class _ClusterStore:
+    """The event store on a private local cluster (a `TEST_REDIS_CLUSTER=1` run), beside a
+    private broker; `disrupt` restarts every node, as a Redis restart would."""
+
+    kind = "redis-restart"
+
+    def __init__(self, tmp_path: Path, replicas: int = 0) -> None:
+        self.cluster = LocalCluster(
+            data_dir=str(tmp_path / "cluster"), appendonly=True, replicas=replicas
+        ).start()
         self.broker = RedisServer(data_dir=str(tmp_path / "broker"), appendonly=True).start()
         self.url, self.broker_url = self.cluster.url, self.broker.url
 
-    def stop(self) -> None:
+    def disrupt(self, web_url: str) -> bool:
         self.cluster.stop_nodes()
-
-    def start(self) -> None:
+        unready = requests.get(f"{web_url}/readyz", timeout=5).status_code == 503
         self.cluster.start_nodes()
+        return unready
 
     def close(self) -> None:
         self.cluster.stop()
         self.broker.stop()
 
 
+class _FailoverStore(_ClusterStore):
+    """A cluster with a replica per primary; `disrupt` SIGKILLs the primary of the first
+    order's slot (`watched`), waits for its replica to take over, and starts the dead node
+    again (it rejoins as a replica)."""
+
+    kind = "failover"
+    watched: str = ""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path, replicas=1)
+        self.url = self.cluster.seeds  # a worker started while the seed node is down connects
+
+    def disrupt(self, web_url: str) -> bool:
+        """Whether another node serves the slot now."""
+        key = keys.channel(self.watched)
+        primary = self.cluster.primary_of(key)
+        primary.stop(kill=True)
+        deadline = time.monotonic() + 30
+        while not self._promoted(key, primary.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        promoted = self._promoted(key, primary.port)
+        primary.start()
+        return promoted
+
+    def _promoted(self, key: str, old_port: int) -> bool:
+        try:
+            return self.cluster.primary_of(key).port != old_port
+        except Exception:
+            return False
+
+
 @pytest.fixture
 def private_redis(tmp_path, stack_variables) -> Iterator[Any]:
-    """The run's own event store and broker (`url`, `broker_url`), restartable."""
-    if placement.clustered():
-        store = _ClusterStore(tmp_path)
-        stack_variables(REDIS_URL=store.url, CELERY_BROKER_URL=store.broker_url)
-        yield store
-        store.close()
-        return
-    # Every write on disk before it is acknowledged: a restart may lose nothing.
-    server = RedisServer(data_dir=str(tmp_path / "redis"), appendonly=True, appendfsync="always")
-    server.start()
-    server.broker_url = server.url  # type: ignore[attr-defined]
-    stack_variables(REDIS_URL=server.url, CELERY_BROKER_URL=server.url)
-    yield server
-    server.stop()
+    """The run's own event store and broker (`url`, `broker_url`), to disrupt."""
+    store = _ClusterStore(tmp_path) if placement.clustered() else _SingleStore(tmp_path)
+    stack_variables(REDIS_URL=store.url, CELERY_BROKER_URL=store.broker_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def failover_redis(tmp_path, stack_variables) -> Iterator[Any]:
+    """A replicated cluster of its own, each commit waiting for its replica."""
+    if not placement.clustered():
+        pytest.skip("failover runs on a Redis Cluster: make test runs it with TEST_REDIS_CLUSTER=1")
+    store = _FailoverStore(tmp_path)
+    stack_variables(REDIS_URL=store.url, CELERY_BROKER_URL=store.broker_url)
+    yield store
+    store.close()
 
 
 def test_orders_survive_killed_workers_and_a_redis_restart(
     sandbox, sandbox_client, private_redis, tokens, stack_variables, tmp_path
 ):
+    disrupted = _chaos(sandbox_client, private_redis, tokens, stack_variables, tmp_path, {})
+    assert disrupted, "/readyz did not answer 503 while Redis was down"
+
+
+def test_orders_survive_killed_workers_and_a_primary_failover(
+    sandbox, sandbox_client, failover_redis, tokens, stack_variables, tmp_path
+):
+    waits = {"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "100"}
+    disrupted = _chaos(sandbox_client, failover_redis, tokens, stack_variables, tmp_path, waits)
+    assert disrupted, "the killed primary's replica did not take over"
+
+
+def _chaos(sandbox_client, store, tokens, stack_variables, tmp_path, extra: dict) -> bool:
+    """The run: orders, followers, workers killed and restarted, the store disrupted once
+    (after the second kill, with orders in flight); then every guarantee asserted. Returns
+    what the disruption reported."""
     orders_wanted = int(os.environ.get("CHAOS_ORDERS") or 30)
     chaos_seconds = float(os.environ.get("CHAOS_SECONDS") or 20)
-    env = stack_env(
-        REDIS_URL=private_redis.url, CELERY_BROKER_URL=private_redis.broker_url, **RECOVERY
-    )
-    stack_variables(FULFILLMENT_NAMESPACE=env["FULFILLMENT_NAMESPACE"])
+    env = stack_env(REDIS_URL=store.url, CELERY_BROKER_URL=store.broker_url, **RECOVERY, **extra)
+    stack_variables(FULFILLMENT_NAMESPACE=env["FULFILLMENT_NAMESPACE"], **extra)
     sandbox_client.fault("whmcs", "*", latencyMs=150)  # orders take long enough to be hit
     sandbox_client.fault("salesforce", "*", latencyMs=50)
     service = tokens.headers(tokens.service())
@@ -91,9 +168,10 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
     workers = [
         WorkerProcess.start(env, concurrency=2, log_file=tmp_path / f"w{i}.log") for i in range(2)
     ]
-    kills, readyz_503 = 0, False
+    kills, disrupted = 0, None
     try:
         orders = [sandbox_client.create_order()["orderId"] for _ in range(orders_wanted)]
+        store.watched = orders[0]
         for order_id in orders:
             answer = requests.post(
                 f"{web.url}/api/orders/{order_id}/fulfill", headers=service, timeout=10
@@ -104,14 +182,13 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
             follower.start()
 
         started = time.monotonic()
-        restarted_redis = False
 
-        # Redis restarts while orders are in flight (after the second kill), and always: the
-        # loop does not end before it, however fast the orders go.
+        # The store is disrupted while orders are in flight (after the second kill), and
+        # always: the loop does not end before it, however fast the orders go.
         def in_flight() -> bool:
             return not all(f.done.is_set() for f in followers)
 
-        while not restarted_redis or (time.monotonic() - started < chaos_seconds and in_flight()):
+        while disrupted is None or (time.monotonic() - started < chaos_seconds and in_flight()):
             time.sleep(random.uniform(0.5, 1.5))
             victim = random.randrange(len(workers))
             workers[victim].kill()
@@ -119,11 +196,8 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
             workers[victim] = WorkerProcess.start(
                 env, concurrency=2, log_file=tmp_path / f"w{victim}.log"
             )
-            if not restarted_redis and kills >= 2:
-                private_redis.stop()  # SIGTERM: Redis writes its AOF and exits
-                readyz_503 = requests.get(f"{web.url}/readyz", timeout=5).status_code == 503
-                private_redis.start()
-                restarted_redis = True
+            if disrupted is None and kills >= 2:
+                disrupted = store.disrupt(web.url)
 
         deadline = time.monotonic() + 180
         while not all(f.done.is_set() for f in followers) and time.monotonic() < deadline:
@@ -143,12 +217,11 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as results:
         results.write(json.dumps({
-            "orders": len(orders), "kills": kills, "redis_restarts": int(restarted_redis),
-            "whmcs_duplicates": len(duplicates), "stuck": len(stuck),
-            "longest_gap_seconds": round(longest_gap, 2),
+            "orders": len(orders), "kills": kills, "disruption": store.kind,
+            "cluster": placement.clustered(), "whmcs_duplicates": len(duplicates),
+            "stuck": len(stuck), "longest_gap_seconds": round(longest_gap, 2),
         }) + "\n")  # fmt: skip
 
-    assert restarted_redis and readyz_503
     details = {
         o: [(e["stage"], e["timestamp"], e.get("error")) for e in histories[o]] for o in stuck
     }
@@ -168,6 +241,7 @@ def test_orders_survive_killed_workers_and_a_redis_restart(
     for follower in followers:
         assert follower.seen == histories[follower.order_id], follower.order_id  # no gap, no repeat
     assert get_redis().zcard(keys.active_orders_key()) == 0
+    return bool(disrupted)
 
 
 def _longest_gap(history: list[dict]) -> float:

@@ -12,7 +12,9 @@ import pytest
 import redis
 
 from notifier import keys, read_snapshot
+from notifier.connection import cluster_client
 from sandbox.redis_cluster import LocalCluster, available
+from sandbox.redis_server import free_port
 from streaming.hub import hub_client_name
 from tests.helpers import unreplicated_commits
 from tests.sse import web_process
@@ -106,6 +108,15 @@ def _two_orders_on_one_node(cluster: LocalCluster) -> tuple[str, str]:
         same_node = cluster.primary_of(keys.channel(second)).port == node.port
         if same_node and _slot(keys.channel(second)) != _slot(keys.channel(first)):
             return first, second
+
+
+def test_a_client_starts_from_any_seed_that_answers(local_cluster):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    client = cluster_client(f"{dead}, {local_cluster.url}", decode_responses=True)
+    assert client.ping(target_nodes=client.PRIMARIES)
+    assert len(client.get_primaries()) == len(local_cluster.nodes)
+    with pytest.raises(redis.exceptions.ConnectionError):  # a Redis down, as one Redis's is
+        cluster_client(dead)
 
 
 # --- failover --------------------------------------------------------------------------------
