@@ -197,18 +197,16 @@ def _on_clusters(sandbox: SandboxClient, orders: int, single: dict) -> dict[str,
     found: dict[str, Any] = {}
     for name, (replicas, wait) in CLUSTER_VARIANTS.items():
         with event_store_on_cluster(replicas, REDIS_WAIT_REPLICAS=wait) as cluster:
-            figures = (
-                _ours_alone(sandbox, orders, single["paced"]["rate_per_second"])
-                if cluster
-                else None
-            )
+            rate = single["paced"]["rate_per_second"]
+            figures = _ours_alone(sandbox, orders, rate, cluster) if cluster else None
         found[name] = figures
         found[f"{name}_ratios"] = _cluster_ratios(figures, single) if figures else None
     return found
 
 
-def _ours_alone(sandbox: SandboxClient, orders: int, rate: float) -> dict[str, Any]:
-    """Flood and paced runs of ours alone (as in `measure`, at 0 ms), and CPU per order."""
+def _ours_alone(sandbox: SandboxClient, orders: int, rate: float, cluster: Any) -> dict[str, Any]:
+    """Flood and paced runs of ours alone (as in `measure`, at 0 ms), and CPU per order: the
+    worker's, and the cluster nodes' (all of them, and the busiest one's)."""
     sandbox.clear_faults()  # the last `measure` left its emulated latency on
     concurrency = CONCURRENCY[0]
     web = start_web(quiet=True, WEB_CONCURRENCY="1")
@@ -220,9 +218,12 @@ def _ours_alone(sandbox: SandboxClient, orders: int, rate: float) -> dict[str, A
     try:
         _complete(web.url, token, _new_orders(sandbox, concurrency))  # warm up
         flood = _new_orders(sandbox, orders)
-        cpu_before = _cpu_seconds(worker.process.pid)
+        pids = [worker.process.pid] + [n.process.pid for n in cluster.nodes if n.process]
+        cpu_before = [_cpu_seconds(pid) for pid in pids]
         _complete(web.url, token, flood)
-        worker_cpu = _cpu_seconds(worker.process.pid) - cpu_before
+        worker_cpu, *nodes_cpu = (
+            _cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)
+        )
         paced = _new_orders(sandbox, max(20, orders // 5))
         _complete(web.url, token, paced, rate=rate)
     finally:
@@ -232,6 +233,9 @@ def _ours_alone(sandbox: SandboxClient, orders: int, rate: float) -> dict[str, A
         "flood": _timings(flood),
         "paced": {**_timings(paced), "rate_per_second": round(rate, 1)},
         "worker_cpu_ms_per_order": round(worker_cpu * 1000 / orders, 1),
+        "redis_cpu_ms_per_order": round(sum(nodes_cpu) * 1000 / orders, 2),
+        "busiest_node_cpu_ms_per_order": round(max(nodes_cpu) * 1000 / orders, 2),
+        "nodes": len(nodes_cpu),
     }
 
 

@@ -212,13 +212,14 @@ def _pipeline_cluster(r: dict[str, Any]) -> str:
         return ""
     single = r["latency_0ms"]
     columns = ("ours at 0 ms, event store on", "orders/s (flood)", "p50, paced (ms)",
-               "p99, paced (ms)", "worker CPU ms per order", "ratios to one Redis: orders/s, "
-               "paced p99, worker CPU")  # fmt: skip
+               "p99, paced (ms)", "worker CPU ms per order",
+               "event store CPU ms per order: all nodes / busiest node",
+               "ratios to one Redis: orders/s, paced p99, worker CPU")  # fmt: skip
     rows: list[tuple[Any, ...]] = [(
         "one Redis", single["flood"]["orders_per_second"],
         single["paced"]["trigger_to_completed_ms"]["p50"],
         single["paced"]["trigger_to_completed_ms"]["p99"], single["per_order"]["cpu_ms"]["worker"],
-        "",
+        single["per_order"]["cpu_ms"]["redis_events"], "",
     )]  # fmt: skip
     for name, x in found:
         ratio = r[f"{name}_ratios"]
@@ -226,6 +227,7 @@ def _pipeline_cluster(r: dict[str, Any]) -> str:
             _CLUSTER_VARIANTS[name], x["flood"]["orders_per_second"],
             x["paced"]["trigger_to_completed_ms"]["p50"],
             x["paced"]["trigger_to_completed_ms"]["p99"], x["worker_cpu_ms_per_order"],
+            f"{x['redis_cpu_ms_per_order']} / {x['busiest_node_cpu_ms_per_order']}",
             f"{ratio['flood_orders_per_second']} / {ratio['paced_p99']} / {ratio['cpu_worker']}",
         ))  # fmt: skip
     return "\n\nThe same run, ours only, with the event store on local Redis Clusters:\n\n" + (
