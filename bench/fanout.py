@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -25,6 +26,7 @@ import settings
 from notifier.connection import get_redis
 from notifier.events import parse_timestamp
 from notifier.owners import record_owner
+from streaming.sse import parse_event_id
 from tests.sse import WebProcess, start_web
 
 from .environment import event_store_on_cluster
@@ -37,23 +39,35 @@ from .publisher import BURST, SETUP, publish_burst, publish_burst_in_processes, 
 APPS = {"ours": "app:create_app()", "stock": "bench.baseline_app:create_app()"}
 
 
+#: Ours is measured this many times (fresh orders each time; issue #14 asks for p99 under 50 ms
+#: in three runs out of three); the first run is the one compared with stock.
+RUNS = int(os.environ.get("BENCH_FANOUT_RUNS") or 3)
+TARGET_P99_MS = 50
+
+
 def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
     limits = raise_fd_limit(streams * 2 + 2_000)
-    orders = new_order_ids(max(1, streams // per_order))
-    owners = dict(zip(orders, new_account_ids(len(orders)), strict=True))
+
+    def new_owners() -> dict[str, str]:
+        orders = new_order_ids(max(1, streams // per_order))
+        return dict(zip(orders, new_account_ids(len(orders)), strict=True))
+
+    owners = new_owners()
     sides = {side: measure(side, owners, streams) for side in ("ours", "stock")}
+    again = [measure("ours", new_owners(), streams) for _ in range(RUNS - 1)]
     cluster = _on_cluster(owners, streams)
     return {
         "parameters": {
             "streams": streams,
             "streams_per_order": per_order,
             "events_per_order": len(BURST),
-            "burst_events": len(orders) * len(BURST),
+            "burst_events": len(owners) * len(BURST),
             "fd_limit": limits[0],
         },
         "ours": sides["ours"],
         "stock": sides["stock"],
         "ratios": ratios(sides["ours"], sides["stock"]),
+        "ours_runs": [_run_summary(figures) for figures in (sides["ours"], *again)],
         # Ours again with the event store on a local 3-master Redis Cluster (None where
         # Debian's redis-server 7 is missing); its ratios are to ours on the single Redis.
         "cluster": cluster,
@@ -101,12 +115,21 @@ async def drive(
 ) -> dict[str, Any]:
     orders = list(owners)
     latencies: list[float] = []
+    #: Ours: from the commit in Redis (its entry id's milliseconds, the server's clock on this
+    #: machine) to arrival; the payload's timestamp is taken earlier, in the publisher,
+    #: before its round trip and whatever wait for its GIL and CPU (it runs `nice`d).
+    from_commit: list[float] = []
 
-    def on_event(stream: Stream, at: float, kind: str | None, data: str) -> None:
+    def on_event(
+        stream: Stream, at: float, kind: str | None, data: str, event_id: str | None
+    ) -> None:
         if kind in ("order.update", "message"):
             stamp = parse_timestamp(_field(data, "timestamp"))
             if stamp is not None:
                 latencies.append(at - stamp)
+            committed = parse_event_id(event_id) if side == "ours" else None
+            if committed is not None:
+                from_commit.append(at - committed[0] / 1000)
 
     stream_orders = [orders[i % len(orders)] for i in range(streams)]
     paths = [_path(side, order_id) for order_id in stream_orders]
@@ -129,9 +152,25 @@ async def drive(
             await asyncio.sleep(0.1)
     await close_all(opened, readers)
     ok = sum(1 for s in opened if s.error is None)
-    return _figures(
-        latencies, expected, connect_seconds, redis_held, rss_after - rss_before, streams, ok, burst
-    )
+    return {
+        **_figures(latencies, expected, connect_seconds, redis_held, rss_after - rss_before,
+                   streams, ok, burst),
+        "from_commit_latency_ms": in_milliseconds(from_commit) if from_commit else None,
+    }  # fmt: skip
+
+
+def _run_summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """One run of ours against issue #14's delivery target (p99 from the commit)."""
+    from_commit = figures.get("from_commit_latency_ms") or {}
+    p99 = from_commit.get("p99")
+    return {
+        "events_delivered": figures["events_delivered"],
+        "streams_opened": figures["streams_opened"],
+        "p99_from_timestamp_ms": figures["latency_ms"]["p99"],
+        "p99_from_commit_ms": p99,
+        "burst_per_second": figures["publish"]["per_second"],
+        "p99_under_50_ms": p99 is not None and p99 < TARGET_P99_MS,
+    }
 
 
 def _figures(latencies, expected, connect_seconds, redis_held, rss_growth, streams, ok, burst):

@@ -26,7 +26,8 @@ from typing import Any
 
 from .percentiles import in_milliseconds
 
-OnEvent = Callable[["Stream", float, str | None, str], None]
+#: (stream, when it arrived, its type, its data, its id)
+OnEvent = Callable[["Stream", float, str | None, str, str | None], None]
 OnBrowserEvent = Callable[["BrowserStream", float, str | None, str], None]
 #: What a browser waits before reconnecting until the server sends `retry:`.
 DEFAULT_RETRY_MS = 3000
@@ -98,26 +99,28 @@ class Stream:
             pending += (await self.reader.readexactly(size + 2))[:-2]
             while b"\n\n" in pending:
                 block, pending = pending.split(b"\n\n", 1)
-                kind, data = _parse(block)
+                kind, data, event_id = _parse(block)
                 if data is not None:
                     now = time.time()
                     self.events += 1
                     self.first_event_at = self.first_event_at or now
-                    on_event(self, now, kind, data)
+                    on_event(self, now, kind, data, event_id)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
 
 
-def _parse(block: bytes) -> tuple[str | None, str | None]:
-    kind, data = None, None
+def _parse(block: bytes) -> tuple[str | None, str | None, str | None]:
+    kind, data, event_id = None, None, None
     for line in block.decode().split("\n"):
         if line.startswith("event:"):
             kind = line[6:].strip()
         elif line.startswith("data:"):
             data = line[5:].strip()
-    return kind, data
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
+    return kind, data, event_id
 
 
 async def open_many(
