@@ -116,8 +116,8 @@ async def drive(
     orders = list(owners)
     latencies: list[float] = []
     #: Ours: from the commit in Redis (its entry id's milliseconds, the server's clock on this
-    #: machine) to arrival; the payload's timestamp is taken earlier, in the publisher,
-    #: before its round trip and whatever wait for its GIL and CPU (it runs `nice`d).
+    #: machine) to arrival; the payload's timestamp is taken a little earlier, in the
+    #: publisher, before its round trip (and whatever wait for CPU: it runs `nice`d).
     from_commit: list[float] = []
 
     def on_event(
