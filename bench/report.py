@@ -124,8 +124,7 @@ def _fanout_runs(r: dict[str, Any]) -> str:
         f"\n\nOurs, run again with fresh orders (p99 under 50 ms from the commit in {met} runs "
         f"out of {len(runs)}). The commit's time is its Redis entry id (the server's clock, on "
         "this machine); the payload's timestamp is taken a little earlier, in the publisher, "
-        "before its round trip to Redis:\n\n"
-        + _table(columns, rows)
+        "before its round trip to Redis:\n\n" + _table(columns, rows)
     )
 
 
