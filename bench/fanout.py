@@ -142,7 +142,9 @@ async def drive(
     rss_after = web.rss()
     redis_held = sum(web.connections_to(port) for port in redis_ports)
     expected = len(paths) * len(BURST)
-    with profiled(web.worker_pid(), f"fanout-{side}"):
+    # One profile per side and event store (the cluster's run must not overwrite ours).
+    where = "-cluster" if len(redis_ports) > 1 else ""
+    with profiled(web.worker_pid(), f"fanout-{side}{where}"):
         # Other processes, so that publishing does not share the load generator's CPU and GIL.
         burst = await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(publish_burst_in_processes, side, orders, BURST)
