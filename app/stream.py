@@ -16,6 +16,7 @@ from notifier.order_ids import normalize_salesforce_id
 from streaming.account import AccountOpening
 from streaming.admission import Admission
 from streaming.blueprint import OrderEventsBlueprint, StreamRequest, TryLater
+from streaming.metrics import STREAMS_OVER_QUOTA
 from streaming.opening import Opening
 
 from .auth import ACCOUNT_TICKET, Authenticator, Forbidden, Principal
@@ -65,6 +66,7 @@ def authorize_account_stream(asked: StreamRequest, opening: AccountOpening) -> N
 
 def _too_many_streams() -> None:
     limit = current_app.config["SSE_MAX_STREAMS_PER_CREDENTIAL"]
+    STREAMS_OVER_QUOTA.inc()
     raise ApiError(
         429,
         "TOO_MANY_STREAMS",

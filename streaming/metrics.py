@@ -35,6 +35,11 @@ STREAMS_SHED = Counter(
     "Connections turned away (a retry: and nothing else) because the process was at its "
     "stream limit.",
 )
+STREAMS_OVER_QUOTA = Counter(
+    "fulfillment_streams_over_quota_total",
+    "Connections refused with 429 TOO_MANY_STREAMS: the account already held "
+    "SSE_MAX_STREAMS_PER_CREDENTIAL streams.",
+)
 EVENTS_DELIVERED = Counter(
     "fulfillment_events_delivered_total",
     "Events written to streams, by type.",

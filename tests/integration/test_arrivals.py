@@ -7,9 +7,10 @@ import signal
 import time
 
 import pytest
+import requests
 
 from notifier import publish
-from tests.helpers import wait_until
+from tests.helpers import sample, wait_until
 from tests.sse import SSEConnection, web_process
 
 pytestmark = pytest.mark.usefixtures("redis_client")
@@ -61,12 +62,14 @@ def test_an_account_holds_a_bounded_number_of_streams(web, tokens, sandbox_clien
     customer = tokens.headers(tokens.customer(order["accountId"]))
     held = [open_stream(web.port, order["orderId"], customer) for _ in range(3)]
     assert [s.status for s in held] == [200, 200, 200]
+    before = _over_quota(web)
 
     refused = open_stream(web.port, order["orderId"], customer)
     assert refused.status == 429
     assert refused.headers.get("retry-after")
     assert b"TOO_MANY_STREAMS" in refused.body()
     refused.close()
+    assert _over_quota(web) == before + 1
     # Operators' tools are not customers: not counted.
     service = open_stream(web.port, order["orderId"], tokens.headers(tokens.service()))
     assert service.status == 200
@@ -179,3 +182,8 @@ def test_a_stream_ends_before_its_credential_expires(web, app, tokens, sandbox_c
     again = open_stream(web.port, order["orderId"], short)
     assert again.status == 401  # and a stream it could no longer keep open is not opened
     again.close()
+
+
+def _over_quota(web) -> float:
+    metrics = requests.get(f"{web.url}/metrics", timeout=5).text
+    return sample(metrics, "fulfillment_streams_over_quota_total")

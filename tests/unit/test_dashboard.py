@@ -150,6 +150,7 @@ def test_the_dashboard_covers_what_operations_watch() -> None:
         "fulfillment_stream_closes_total",
         "fulfillment_streams_shed_total",
         "fulfillment_streams_deferred_total",
+        "fulfillment_streams_over_quota_total",
         "fulfillment_event_delivery_seconds_bucket",
         "fulfillment_orders_total",
         "fulfillment_step_seconds_bucket",
