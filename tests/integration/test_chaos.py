@@ -19,11 +19,12 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
 from notifier import keys, placement, read_snapshot
@@ -51,13 +52,10 @@ class _SingleStore:
         ).start()
         self.url = self.broker_url = self.server.url
 
-    def disrupt(self, web_url: str) -> bool:
+    def disrupt(self, web_url: str, order_id: str) -> bool:
         """Stop Redis (SIGTERM: it writes its AOF and exits), then start it from its files;
         whether `/readyz` said 503 meanwhile."""
-        self.server.stop()
-        unready = requests.get(f"{web_url}/readyz", timeout=5).status_code == 503
-        self.server.start()
-        return unready
+        return _restart(web_url, self.server.stop, self.server.start)
 
     def close(self) -> None:
         self.server.stop()
@@ -76,32 +74,37 @@ class _ClusterStore:
         self.broker = RedisServer(data_dir=str(tmp_path / "broker"), appendonly=True).start()
         self.url, self.broker_url = self.cluster.url, self.broker.url
 
-    def disrupt(self, web_url: str) -> bool:
-        self.cluster.stop_nodes()
-        unready = requests.get(f"{web_url}/readyz", timeout=5).status_code == 503
-        self.cluster.start_nodes()
-        return unready
+    def disrupt(self, web_url: str, order_id: str) -> bool:
+        return _restart(web_url, self.cluster.stop_nodes, self.cluster.start_nodes)
 
     def close(self) -> None:
         self.cluster.stop()
         self.broker.stop()
 
 
+def _restart(web_url: str, stop: Callable[[], None], start: Callable[[], None]) -> bool:
+    """Stop the store, ask the web process whether it is ready, start the store again;
+    whether `/readyz` said 503 meanwhile."""
+    stop()
+    unready = requests.get(f"{web_url}/readyz", timeout=5).status_code == 503
+    start()
+    return unready
+
+
 class _FailoverStore(_ClusterStore):
-    """A cluster with a replica per primary; `disrupt` SIGKILLs the primary of the first
-    order's slot (`watched`), waits for its replica to take over, and starts the dead node
-    again (it rejoins as a replica)."""
+    """A cluster with a replica per primary; `disrupt` SIGKILLs the primary of the given
+    order's slot, waits for its replica to take over, and starts the dead node again (it
+    rejoins as a replica)."""
 
     kind = "failover"
-    watched: str = ""
 
     def __init__(self, tmp_path: Path) -> None:
         super().__init__(tmp_path, replicas=1)
         self.url = self.cluster.seeds  # a worker started while the seed node is down connects
 
-    def disrupt(self, web_url: str) -> bool:
+    def disrupt(self, web_url: str, order_id: str) -> bool:
         """Whether another node serves the slot now."""
-        key = keys.channel(self.watched)
+        key = keys.channel(order_id)
         primary = self.cluster.primary_of(key)
         primary.stop(kill=True)
         deadline = time.monotonic() + 30
@@ -114,8 +117,8 @@ class _FailoverStore(_ClusterStore):
     def _promoted(self, key: str, old_port: int) -> bool:
         try:
             return self.cluster.primary_of(key).port != old_port
-        except Exception:
-            return False
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
+            return False  # mid-failover, no node may answer for the slot
 
 
 @pytest.fixture
@@ -171,7 +174,6 @@ def _chaos(sandbox_client, store, tokens, stack_variables, tmp_path, extra: dict
     kills, disrupted = 0, None
     try:
         orders = [sandbox_client.create_order()["orderId"] for _ in range(orders_wanted)]
-        store.watched = orders[0]
         for order_id in orders:
             answer = requests.post(
                 f"{web.url}/api/orders/{order_id}/fulfill", headers=service, timeout=10
@@ -197,7 +199,7 @@ def _chaos(sandbox_client, store, tokens, stack_variables, tmp_path, extra: dict
                 env, concurrency=2, log_file=tmp_path / f"w{victim}.log"
             )
             if disrupted is None and kills >= 2:
-                disrupted = store.disrupt(web.url)
+                disrupted = store.disrupt(web.url, orders[0])
 
         deadline = time.monotonic() + 180
         while not all(f.done.is_set() for f in followers) and time.monotonic() < deadline:
