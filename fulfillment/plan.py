@@ -32,10 +32,12 @@ class Step(StrEnum):
         """The step whose stage is `stage` (`activating` -> ACTIVATE), if any."""
         return _BY_STAGE.get(str(stage)) if stage else None
 
-    def and_after(self) -> list[Step]:
-        """This step and every one after it, in order."""
+    @property
+    def following(self) -> Step | None:
+        """The step after this one (None after the last)."""
         steps = list(Step)
-        return steps[steps.index(self) :]
+        index = steps.index(self) + 1
+        return steps[index] if index < len(steps) else None
 
 
 _LEADS_TO = {

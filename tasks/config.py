@@ -46,6 +46,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Keep running steps when the broker connection drops: they are idempotent, and on
         # Redis their acknowledgement still lands after the reconnect.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # Task events published a batch at a time (see the module).
+        "worker_consumer": "tasks.consumer:Consumer",
     }
     if settings.broker.is_rabbitmq:
         config.update(_rabbitmq_config(settings.broker))

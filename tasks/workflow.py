@@ -1,12 +1,13 @@
-"""The Celery tasks: one per step, the chain's errback, and the failure task. Thin: each
+"""The Celery tasks: one per step, the steps' errback, and the failure task. Thin: each
 turns one job message into a call to `fulfillment.steps`, and the outcome into Celery's terms.
 
-    activate ─► provision ─► complete          (one chain per run, queued by `dispatch`; a
-        │           │            │              retried run or a takeover starts at the step
-        └───────────┴────────────┴─► on_step_error ─► fail     that failed or stalled)
+    activate ─► provision ─► complete          (a chain per run: `dispatch` queues its first
+        │           │            │              step, each step done queues the next; a retried
+        └───────────┴────────────┴─► on_step_error ─► fail     run or a takeover starts at the
+                                                                step that failed or stalled)
 
 A vendor's transient error is an attempt: announced as `retrying`, retried with backoff, and
-after `FULFILLMENT_MAX_ATTEMPTS` the step fails, which fires the chain's errback. Trouble with
+after `FULFILLMENT_MAX_ATTEMPTS` the step fails, which fires its errback. Trouble with
 our own infrastructure (Redis unreachable) is not the order's fault: the step is retried every
 few seconds without spending attempts, and if even that cannot be queued the order is left to
 the reconciler rather than failed. The errback runs inline in the worker, so it only queues
@@ -86,6 +87,19 @@ class StepTask(Task):
                 with contextlib.suppress(*_INFRASTRUCTURE):  # Redis down: retried anyway
                     recovery.mark_ended(job.order_id, job.epoch, progressed=False)
             self._record(job, outcome, time.perf_counter() - started)
+        self._queue_next(job)
+
+    def _queue_next(self, job: Job) -> None:
+        """Queue the step after this one, as a chain would once the step returned."""
+        following = self.step.following
+        if following is None:
+            return
+        try:
+            CeleryDispatcher(self.app).send_step(following, job.for_next_step())
+        except Exception as exc:  # kombu raises several types when the broker is down
+            # This step is done (its bookkeeping says so): the order's alive mark lapses and
+            # the reconciler resumes it at the next step. Failing the order would be wrong.
+            log.error("order %s: could not queue %s: %r", job.order_id, following, exc)
 
     def _record(self, job: Job, outcome: str, seconds: float) -> None:
         STEP_SECONDS.labels(self.step.leads_to, outcome).observe(seconds)
