@@ -3,7 +3,7 @@
 A background thread writes the file at most about once a second, and only when something
 changed; `stop()` writes a last time. A save serializes the whole world with its lock held,
 so as the world grows the saves space out to keep their share of the emulator's time (and of
-every request's wait) under a twentieth: a benchmark's world of thousands of orders must not
+every request's wait) under a fiftieth: a benchmark's world of thousands of orders must not
 make the emulator the bottleneck it measures through. Writes go to a temporary file that is
 renamed over the old one, so a crash mid-write never leaves a half-written state behind.
 """
@@ -22,7 +22,7 @@ from .state import World
 
 STATE_FILE = "state.json"
 #: A save's share of the emulator's time at most: the wait after a save grows with its cost.
-SAVE_SHARE = 0.05
+SAVE_SHARE = 0.02
 log = logging.getLogger(__name__)
 
 

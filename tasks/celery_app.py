@@ -41,6 +41,16 @@ def _serve_metrics(**_: Any) -> None:
     collected.serve(observability, port, address)
 
 
+@worker_init.connect
+def _no_sent_events_from_steps(**_: Any) -> None:
+    """What a worker queues (each step's next, a batch's runs, a takeover) raises no
+    task-sent event: Flower learns of it when it is received, and its predecessor's
+    succeeded event already says it is coming. The trigger's send still raises one, so Flower
+    shows a new order waiting from the moment it is queued. The event was a second PUBLISH,
+    with its own encoding, for every send: about a twentieth of the worker's CPU per order."""
+    celery.conf.task_send_sent_event = False
+
+
 @worker_ready.connect
 def _start_reconciler(**_: Any) -> None:
     start_loop(dispatcher())
