@@ -60,11 +60,7 @@ def salesforce_blueprint(world: World, faults: FaultRegistry, bus: EventBus) -> 
     def show_order(order_id: str) -> Response:
         with world.lock:
             order = _record(world, "Order", order_id)
-            items = [
-                dict(item)
-                for item in world.salesforce.order_items.values()
-                if item["OrderId"] == order["Id"]
-            ]
+            items = [dict(item) for item in world.salesforce.items_of(order["Id"])]
             writes = [dict(w) for w in world.salesforce.writes.get(order["Id"], [])]
             return json_response({"record": dict(order), "items": items, "writes": writes})
 

@@ -152,4 +152,4 @@ def _order_item(world: World, order_id: str, product: Record, quantity: int) -> 
             "UnitPrice": catalogue.price_of(world, pid),
         },
     )
-    world.salesforce.order_items[item["Id"]] = item
+    world.salesforce.insert("OrderItem", item)

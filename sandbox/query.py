@@ -91,14 +91,9 @@ def _child_columns(sobject: str, sub: soql.Subquery) -> _Children:
 
 
 def _children_of(data: SalesforceData, child: _Children, rows: list[Record]) -> _Found:
-    """Each row's child records, found in one pass over the child table for the whole query
-    (a pass per row made a 100-order query scan the item table 100 times)."""
-    by_parent: dict[str, list[Record]] = {row["Id"]: [] for row in rows}
-    for record in data.table(child.sobject).values():
-        siblings = by_parent.get(record.get(child.reference))  # type: ignore[arg-type]
-        if siblings is not None:
-            siblings.append(record)
-    return child, by_parent
+    """Each row's child records, by the index on their reference (`_CHILD_RELATIONSHIPS` has
+    order items only)."""
+    return child, {row["Id"]: data.items_of(row["Id"]) for row in rows}
 
 
 #: A subquery and the records it found, by parent id.

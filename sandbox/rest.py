@@ -65,6 +65,7 @@ class RestApi:
             changes = sobjects.validate_changes(name, body(), self._exists)
             before = dict(stored)
             sobjects.apply_changes(stored, changes)
+            self.world.salesforce.index(name, stored)
             log = self.world.salesforce.writes.setdefault(full, [])
             write = {"at": clock.iso_timestamp(), "fields": changes}
             log.append(write)
@@ -74,6 +75,7 @@ class RestApi:
                 def undo() -> None:
                     stored.clear()
                     stored.update(before)
+                    self.world.salesforce.index(name, stored)
                     log.remove(write)
 
                 journal.record(undo)
@@ -100,13 +102,12 @@ class RestApi:
             data = self.world.salesforce
             number = data.next_order_number
             record = sobjects.new_record(name, {**changes, **self._generated(name, changes)})
-            table = data.table(name)
-            table[record["Id"]] = record
+            data.insert(name, record)
             self.world.changed()
             if journal is not None:
 
                 def undo() -> None:
-                    table.pop(record["Id"], None)
+                    data.remove(name, record["Id"])
                     data.next_order_number = number
 
                 journal.record(undo)

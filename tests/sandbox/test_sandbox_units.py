@@ -9,6 +9,7 @@ import pytest
 from sandbox import ids, php, soql
 from sandbox.errors import ControlError
 from sandbox.faults import FaultRegistry
+from sandbox.state import World
 
 # --- ids -------------------------------------------------------------------------------------
 
@@ -184,3 +185,26 @@ def test_wildcard_skips_and_mode_restrictions() -> None:
     assert registry.take("GET").mode == "error"
     with pytest.raises(ControlError):
         registry.add({"action": "token", "mode": "limit"})
+
+
+# --- the item index --------------------------------------------------------------------------
+
+
+def test_an_orders_items_are_found_by_their_index_as_added_moved_removed_and_reloaded() -> None:
+    world = World()
+    data = world.salesforce
+    for item_id, order_id in (("i1", "o1"), ("i2", "o2"), ("i3", "o1")):
+        data.insert("OrderItem", {"Id": item_id, "OrderId": order_id})
+    assert [i["Id"] for i in data.items_of("o1")] == ["i1", "i3"]
+
+    data.order_items["i1"]["OrderId"] = "o2"  # what a PATCH does, then tells the index
+    data.index("OrderItem", data.order_items["i1"])
+    data.remove("OrderItem", "i2")
+    assert [i["Id"] for i in data.items_of("o1")] == ["i3"]
+    assert [i["Id"] for i in data.items_of("o2")] == ["i1"]
+
+    saved = world.to_json()
+    assert "_items_by_order" not in saved["salesforce"]  # derived, never saved
+    reloaded = World.from_json(saved).salesforce
+    assert [i["Id"] for i in reloaded.items_of("o2")] == ["i1"]
+    assert reloaded.items_of("o3") == []
