@@ -3,10 +3,15 @@ orders submitted with the `fulfillment` CLI, and the worker's own metrics endpoi
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 import requests
 
 from sandbox.redis_server import free_port
@@ -90,3 +95,73 @@ def test_a_worker_process_fulfills_orders_submitted_from_the_cli(
         'fulfillment_external_call_seconds_count{operation="AddOrder",outcome="ok",system="whmcs"}'
         in text
     )
+
+
+def test_task_events_reach_flower_batched_and_complete(sandbox, stack_variables, sandbox_client):
+    """Every step raises received, started and succeeded, published a batch at a time
+    (`tasks/consumer.py`): some message carries a whole step's three. Only the run's first
+    step, which the CLI queued, raises a task-sent event (a worker raises none for the steps
+    it queues)."""
+    env = stack_env(CELERY_BROKER_URL=os.environ["REDIS_URL"])
+    stack_variables(FULFILLMENT_NAMESPACE=env["FULFILLMENT_NAMESPACE"])
+    listener = redis.Redis.from_url(env["CELERY_BROKER_URL"]).pubsub()
+    listener.psubscribe("*celeryev*")
+    worker = WorkerProcess.start(env, concurrency=2)
+    try:
+        orders = [sandbox_client.create_order()["orderId"] for _ in range(3)]
+        for order_id in orders:
+            assert cli(env, "submit", order_id).returncode == 0
+        for order_id in orders:
+            assert wait_for_terminal(order_id, timeout=60)[-1]["stage"] == "completed"
+        seen = _TaskEvents(orders)
+        seen.collect(listener, steps=3 * len(orders), timeout=30)
+    finally:
+        worker.stop()
+        listener.close()
+    raised = {"task-received", "task-started", "task-succeeded"}
+    assert len(seen.kinds) == 3 * len(orders)
+    assert all(raised <= kinds for kinds in seen.kinds.values()), seen.kinds
+    assert any(raised <= kinds for kinds in seen.per_message()), "no batch held a whole step"
+    sent = sorted(seen.names[task] for task, kinds in seen.kinds.items() if "task-sent" in kinds)
+    assert sent == ["fulfillment.activate"] * len(orders)
+
+
+class _TaskEvents:
+    """The celeryev messages about the steps of `orders` (their arguments name the order)."""
+
+    def __init__(self, orders: list[str]) -> None:
+        self.orders = orders
+        self.messages: list[list[dict[str, Any]]] = []
+        self.names: dict[str, str] = {}
+        self.kinds: dict[str, set[str]] = {}
+
+    def collect(self, listener: Any, steps: int, timeout: float) -> None:
+        """Until `steps` of our tasks have succeeded (or `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while self._succeeded() < steps and time.monotonic() < deadline:
+            message = listener.get_message(timeout=1)
+            if message and message["type"] == "pmessage":
+                body = json.loads(base64.b64decode(json.loads(message["data"])["body"]))
+                self._add(body if isinstance(body, list) else [body])  # task.multi: a list
+
+    def _add(self, events: list[dict[str, Any]]) -> None:
+        ours = []
+        for event in events:
+            task = event.get("uuid")
+            if any(order in str(event.get("args", "")) for order in self.orders):
+                self.names.setdefault(task, event.get("name", ""))
+            if task in self.names:
+                self.kinds.setdefault(task, set()).add(event["type"])
+                ours.append(event)
+        self.messages.append(ours)
+
+    def _succeeded(self) -> int:
+        return sum("task-succeeded" in kinds for kinds in self.kinds.values())
+
+    def per_message(self) -> list[set[str]]:
+        """Each message's event types, per task."""
+        return [
+            {e["type"] for e in batch if e["uuid"] == task}
+            for batch in self.messages
+            for task in {e["uuid"] for e in batch}
+        ]
