@@ -47,7 +47,9 @@ def _no_sent_events_from_steps(**_: Any) -> None:
     task-sent event: Flower learns of it when it is received, and its predecessor's
     succeeded event already says it is coming. The trigger's send still raises one, so Flower
     shows a new order waiting from the moment it is queued. The event was a second PUBLISH,
-    with its own encoding, for every send: about a twentieth of the worker's CPU per order."""
+    with its own encoding, for every send: about a twentieth of the worker's CPU per order.
+    The setting is the app's, so it holds for the whole process that starts a worker: an
+    embedded one (the test suite's) turns it off for that process's other sends too."""
     celery.conf.task_send_sent_event = False
 
 
