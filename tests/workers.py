@@ -51,8 +51,27 @@ class _ProcessGroup:
             self.kill()
 
 
+@dataclass
 class WorkerProcess(_ProcessGroup):
     """`celery worker` (prefork unless told otherwise) in its own process group."""
+
+    log_file: Path | None = None
+    log_start: int = 0  # where this run's lines begin in a log shared by restarts
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until the worker has logged that it is ready (its pool started, its queues
+        consumed); needs the log file it was started with."""
+        assert self.log_file is not None, "a worker started without a log file"
+        deadline = time.monotonic() + timeout
+        while not self._logged_ready():
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError(f"the worker did not become ready; see {self.log_file}")
+            time.sleep(0.05)
+
+    def _logged_ready(self) -> bool:
+        with self.log_file.open("rb") as log:  # type: ignore[union-attr]
+            log.seek(self.log_start)
+            return b' ready."' in log.read()
 
     @classmethod
     def start(
@@ -71,10 +90,11 @@ class WorkerProcess(_ProcessGroup):
                    *(["--hostname", f"celery@{hostname}"] if hostname else [])]  # fmt: skip
         env = {**env, "WORKER_METRICS_PORT": env.get("WORKER_METRICS_PORT") or str(free_port())}
         output = log_file.open("ab") if log_file else None
+        log_start = output.tell() if output else 0
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=output, stderr=output, start_new_session=True
         )
-        return cls(process)
+        return cls(process, log_file, log_start)
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

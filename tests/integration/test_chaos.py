@@ -183,6 +183,8 @@ def _chaos(sandbox_client, store, tokens, stack_variables, tmp_path, extra: dict
         for follower in followers:
             follower.start()
 
+        for worker in workers:
+            worker.wait_ready()
         started = time.monotonic()
 
         # The store is disrupted while orders are in flight (after the second kill), and
@@ -198,6 +200,12 @@ def _chaos(sandbox_client, store, tokens, stack_variables, tmp_path, extra: dict
             workers[victim] = WorkerProcess.start(
                 env, concurrency=2, log_file=tmp_path / f"w{victim}.log"
             )
+            # The next kill comes a random while after the replacement is ready, however
+            # slowly workers start on this machine. Otherwise, on a slow machine no worker
+            # lives long enough to finish a step: an order's resumed step is killed again
+            # and again, which the strike rule rightly reads as a step that kills its
+            # worker (RECOVERY_EXHAUSTED), and the test measures the machine.
+            workers[victim].wait_ready()
             if disrupted is None and kills >= 2:
                 disrupted = store.disrupt(web.url, orders[0])
 
