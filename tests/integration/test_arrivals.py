@@ -76,16 +76,7 @@ def test_an_account_holds_a_bounded_number_of_streams(web, tokens, sandbox_clien
     service.close()
 
     held.pop().close()  # a slot frees as soon as the server sees the client go
-
-    def another_opens() -> bool:
-        stream = open_stream(web.port, order["orderId"], customer)
-        if stream.status != 200:
-            stream.close()
-            return False
-        held.append(stream)
-        return True
-
-    wait_until(another_opens, timeout=10)
+    wait_until(lambda: _opens(web.port, order["orderId"], customer, held), timeout=10)
     for stream in held:
         stream.close()
 
@@ -102,6 +93,9 @@ def test_the_stream_limit_holds_across_web_processes(web, tokens, sandbox_client
             refused = open_stream(port, order["orderId"], customer)
             assert (port, refused.status) == (port, 429)
             refused.close()
+        # A stream closed in one process frees its slot in Redis, where the other counts.
+        held.pop(0).close()
+        wait_until(lambda: _opens(other.port, order["orderId"], customer, held), timeout=10)
         for stream in held:
             stream.close()
 
@@ -182,6 +176,16 @@ def test_a_stream_ends_before_its_credential_expires(web, app, tokens, sandbox_c
     again = open_stream(web.port, order["orderId"], short)
     assert again.status == 401  # and a stream it could no longer keep open is not opened
     again.close()
+
+
+def _opens(port: int, order_id: str, headers: dict[str, str], held: list) -> bool:
+    """Whether a stream opens now (kept in `held`, to be closed by the caller)."""
+    stream = open_stream(port, order_id, headers)
+    if stream.status != 200:
+        stream.close()
+        return False
+    held.append(stream)
+    return True
 
 
 def _over_quota(web) -> float:
