@@ -24,6 +24,7 @@ from notifier.events import (
     is_terminal,
     pending_snapshot,
 )
+from observability.tally import Tally
 
 from .hub import Frame, Subscriber
 from .liveness import peer_closed
@@ -228,16 +229,15 @@ def _fresh(frames: list[Frame], last: EventId | None, to_terminal: bool = True) 
     return fresh
 
 
-#: The labelled series every live write counts in, looked up once (`labels()` takes a lock).
-_UPDATES_DELIVERED = EVENTS_DELIVERED.labels(UPDATE_EVENT)
+#: What every live write counts: the labelled series looked up once (`labels()` takes a
+#: lock), and both written a second at a time (`observability.tally`).
+_DELIVERIES = Tally(EVENTS_DELIVERED.labels(UPDATE_EVENT), DELIVERY_SECONDS)
 
 
 def _delivered(written: list[Frame]) -> None:
-    # Once per write, not per event: each metric update in multiprocess mode costs a lock
-    # and a getpid(), which a burst to ten thousand streams would feel.
-    _UPDATES_DELIVERED.inc(len(written))
-    if written[0].published_at is not None:
-        DELIVERY_SECONDS.observe(max(0.0, time.time() - written[0].published_at))
+    published_at = written[0].published_at
+    waited = None if published_at is None else max(0.0, time.time() - published_at)
+    _DELIVERIES.add(len(written), waited)
 
 
 def _end_frame(reason: str, limits: StreamLimits | None = None) -> bytes:

@@ -42,6 +42,9 @@ def test_the_web_metrics_follow_streams_as_they_open_and_close(web, tokens, redi
     resumed.close()
     refused = requests.get(f"{web.url}/api/orders/{orders[0]}/events", timeout=5)
     wait_until(lambda: sample(scrape(web), "fulfillment_streams_open") == 0, 20)
+    # Live writes are counted in the process and written a second at a time.
+    delivered = lambda text: sample(text, "fulfillment_event_delivery_seconds_count")  # noqa: E731
+    wait_until(lambda: delivered(scrape(web)) > delivered(before), 20)
     after = scrape(web)
 
     assert refused.status_code == 401
