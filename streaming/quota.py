@@ -5,10 +5,10 @@ Each key is a Redis sorted set of the streams open under it, scored by when thei
 streams every third of a lease (a thirtieth of its keys each second, in chunked pipelines),
 so a stream of a process that died stops counting within `lease_seconds`. A closed stream
 stops counting here at once and is removed from Redis by the same background thread, many at
-a time: when ten thousand streams end together (a burst's terminal events) they must not
-queue for the connection pool one by one, nor stall the process in one long pipeline. The
-process also counts its own streams, so a key already at its limit here is refused without
-asking Redis.
+a time (what was released within a tenth of a second, in one script call per chunk of keys):
+when ten thousand streams end through a burst's terminal events they must not cost a round
+trip each, nor stall the process in one long pipeline. The process also counts its own
+streams, so a key already at its limit here is refused without asking Redis.
 """
 
 from __future__ import annotations
@@ -123,7 +123,10 @@ class StreamQuota:
         tick = self.lease_ms / 3000 / _RENEWAL_SLICES
         slice_number, renew_at = 0, time.monotonic() + tick
         while True:
-            self._wake.wait(max(0.0, renew_at - time.monotonic()))
+            if self._wake.wait(max(0.0, renew_at - time.monotonic())):
+                # Streams end one by one through a burst: let their releases gather, so
+                # Redis gets one call for many of them, not a round trip for each.
+                time.sleep(_GATHER_SECONDS)
             self._wake.clear()
             try:
                 self.remove_released()
@@ -136,9 +139,8 @@ class StreamQuota:
 
     def remove_released(self) -> None:
         """Remove every stream released since the last call: on one Redis, a script call per
-        chunk of keys (a burst's terminal events end thousands of streams, and a ZREM each
-        was a fourteenth of the web's time in the burst, most of it parsing their replies);
-        on a cluster, whose script calls take keys of one slot only, a ZREM per key."""
+        chunk of keys; on a cluster, whose script calls take keys of one slot only, a ZREM
+        per key."""
         with self._lock:
             removals, self._removals = self._removals, []
         by_key: dict[str, list[str]] = {}
@@ -168,6 +170,9 @@ class StreamQuota:
         _in_chunks(held, queue)
 
 
+#: How long released streams wait to leave Redis together (their process stops counting
+#: them at once; the other processes, this much later).
+_GATHER_SECONDS = 0.1
 #: Renewals are spread over this many ticks per renewal interval.
 _RENEWAL_SLICES = 30
 #: Commands per pipeline in the background work: the process's other greenlets get a turn
