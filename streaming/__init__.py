@@ -8,6 +8,6 @@ of the garbage collector's walks (`collector.py`), stream metrics (`metrics.py`)
 flask-sse blueprint that serves it (`blueprint.py`).
 
 Rule of this package: it runs in the web process only (gevent). It imports `notifier` (the
-event contract, keys, state) and `settings`, never `fulfillment`, `tasks` or `app`; nothing
-a worker imports may import it.
+event contract, keys, state), `observability` (the live writes' metric tally) and `settings`,
+never `fulfillment`, `tasks` or `app`; nothing a worker imports may import it.
 """

@@ -13,7 +13,7 @@ ALLOWED = {
     "observability": {"settings"},
     "notifier": {"settings"},
     "integrations": {"settings"},
-    "streaming": {"settings", "notifier"},
+    "streaming": {"settings", "observability", "notifier"},
     "fulfillment": {"settings", "notifier", "integrations"},
     "tasks": {"settings", "observability", "notifier", "integrations", "fulfillment"},
     "listener": {"settings", "observability", "notifier", "integrations", "fulfillment", "tasks"},
