@@ -81,6 +81,7 @@ def commands_sent() -> Iterator[list[str]]:
     marker = f"end-of-block-{uuid.uuid4().hex}"
     namespace = f"{settings.current().namespace}:"
     sent: list[str] = []
+    seen: list[tuple[float, str]] = []  # (when the server ran it, the command)
     watching = [threading.Event() for _ in servers]
 
     def watch(server: Any, ready: threading.Event) -> None:
@@ -91,7 +92,7 @@ def commands_sent() -> Iterator[list[str]]:
                     return
                 text = command["command"]
                 if command.get("client_type") != "lua" and namespace in text:
-                    sent.append(text)
+                    seen.append((command["time"], text))
 
     watchers = [threading.Thread(target=watch, args=pair, daemon=True)
                 for pair in zip(servers, watching, strict=True)]  # fmt: skip
@@ -105,6 +106,9 @@ def commands_sent() -> Iterator[list[str]]:
         for server, watcher in zip(servers, watchers, strict=True):
             server.echo(marker)
             watcher.join(5)
+        # Each primary's watcher hears its own commands at its own pace: order them by the
+        # time the servers (one clock, one machine) ran them.
+        sent.extend(text for _, text in sorted(seen, key=lambda pair: pair[0]))
 
 
 def redis_servers() -> list[Any]:
