@@ -23,6 +23,8 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+import redis
+
 import settings
 from notifier.connection import get_redis
 from notifier.events import parse_timestamp
@@ -30,12 +32,20 @@ from notifier.owners import record_owner
 from streaming.sse import parse_event_id
 from tests.sse import WebProcess, start_web
 
+from .cpu import CoresDuring
 from .environment import event_store_on_cluster
 from .loadgen import Stream, close_all, new_event_loop, open_many, raise_fd_limit
 from .orders import customer_headers, new_account_ids, new_order_ids
 from .percentiles import in_milliseconds
 from .profile import profiled
-from .publisher import BURST, SETUP, publish_burst, publish_burst_in_processes, stock_channel
+from .publisher import (
+    BURST,
+    PUBLISHER_NICE,
+    SETUP,
+    publish_burst,
+    publishers,
+    stock_channel,
+)
 
 APPS = {"ours": "app:create_app()", "stock": "bench.baseline_app:create_app()"}
 
@@ -64,6 +74,7 @@ def run(streams: int = 10_000, per_order: int = 2) -> dict[str, Any]:
             "events_per_order": len(BURST),
             "burst_events": len(owners) * len(BURST),
             "fd_limit": limits[0],
+            "publisher_nice": PUBLISHER_NICE,
         },
         "ours": sides["ours"],
         "stock": sides["stock"],
@@ -98,7 +109,7 @@ def measure(
         WEB_BACKLOG="8192",
     )
     try:
-        ports = redis_ports or [urlparse(settings.current().redis.url).port or 6379]
+        ports = redis_ports or [_event_store_port()]
         return new_event_loop().run_until_complete(drive(side, web, owners, streams, ports))
     finally:
         web.stop()
@@ -148,26 +159,37 @@ async def drive(
     # The load generator stands in for 10,000 browsers on other machines: its own collector's
     # pauses (a full collection walks every stream it holds, more with each run) are not the
     # server's latency, so it does not collect while the burst is measured.
-    gc.collect()
-    gc.disable()
-    try:
-        with profiled(web.worker_pid(), f"fanout-{side}{where}"):
-            # Other processes, so that publishing shares neither the load generator's CPU nor
-            # its GIL.
-            burst = await asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(publish_burst_in_processes, side, orders, BURST)
-            )
-            deadline = time.monotonic() + 60
-            while len(latencies) < expected and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-    finally:
-        gc.enable()
+    # How the two cores were shared during the burst: latency here is mostly waiting for CPU.
+    machine = CoresDuring({
+        "web": [web.worker_pid()], "redis": [_redis_pid(port) for port in redis_ports],
+        "load_generator": [os.getpid()],
+    })  # fmt: skip
+    # Other processes, so that publishing shares neither the load generator's CPU nor its GIL;
+    # started before the burst is timed.
+    with publishers() as publish:
+        gc.collect()
+        gc.disable()
+        try:
+            machine.start()
+            with profiled(web.worker_pid(), f"fanout-{side}{where}"):
+                burst = await asyncio.get_running_loop().run_in_executor(
+                    None, functools.partial(publish, side, orders, BURST)
+                )
+                deadline = time.monotonic() + 60
+                while len(latencies) < expected and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                burst_cores = machine.stop()
+        finally:
+            gc.enable()
     await close_all(opened, readers)
     ok = sum(1 for s in opened if s.error is None)
     return {
         **_figures(latencies, expected, connect_seconds, redis_held, rss_after - rss_before,
                    streams, ok, burst),
         "from_commit_latency_ms": in_milliseconds(from_commit) if from_commit else None,
+        # Cores each used from the burst's start until its last event arrived ("rest": the
+        # publishers, mostly).
+        "burst_cores": burst_cores,
     }  # fmt: skip
 
 
@@ -182,6 +204,7 @@ def _run_summary(figures: dict[str, Any]) -> dict[str, Any]:
         "p99_from_commit_ms": p99,
         "burst_per_second": figures["publish"]["per_second"],
         "p99_under_50_ms": p99 is not None and p99 < TARGET_P99_MS,
+        "burst_cores": figures.get("burst_cores"),
     }
 
 
@@ -213,6 +236,20 @@ async def _all_connected(side: str, opened: list[Stream], orders: list[str], wan
         if done >= wanted or (side == "ours" and all(s.ended for s in opened)):
             return
         await asyncio.sleep(0.2)
+
+
+def _redis_pid(port: int) -> int:
+    """The process of the Redis server on `port` (the event store's host: this machine)."""
+    host = urlparse(settings.current().redis.url).hostname or "127.0.0.1"
+    server = redis.Redis(host=host, port=port)
+    try:
+        return int(server.info("server")["process_id"])
+    finally:
+        server.close()
+
+
+def _event_store_port() -> int:
+    return urlparse(settings.current().redis.url).port or 6379
 
 
 def _path(side: str, order_id: str) -> str:

@@ -46,6 +46,7 @@ from tests.sse import start_web
 from tests.workers import WorkerProcess
 
 from . import naive
+from .cpu import cpu_seconds
 from .environment import event_store_on_cluster, private_broker, private_sandbox
 from .monitor import Monitor, Tally, client_address
 from .percentiles import in_milliseconds
@@ -219,10 +220,10 @@ def _ours_alone(sandbox: SandboxClient, orders: int, rate: float, cluster: Any) 
         _complete(web.url, token, _new_orders(sandbox, concurrency))  # warm up
         flood = _new_orders(sandbox, orders)
         pids = [worker.process.pid] + [n.process.pid for n in cluster.nodes if n.process]
-        cpu_before = [_cpu_seconds(pid) for pid in pids]
+        cpu_before = [cpu_seconds(pid) for pid in pids]
         _complete(web.url, token, flood)
         worker_cpu, *nodes_cpu = (
-            _cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)
+            cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)
         )
         paced = _new_orders(sandbox, max(20, orders // 5))
         _complete(web.url, token, paced, rate=rate)
@@ -362,7 +363,7 @@ def _counters(sandbox: SandboxClient, processes: dict[str, int]) -> dict[str, fl
     """Redis commands executed so far on each server, Salesforce API calls so far, CPU
     seconds so far by process."""
     cpu = {
-        f"cpu_{name}": _cpu_seconds(pid, children=name != "sender")
+        f"cpu_{name}": cpu_seconds(pid, children=name != "sender")
         for name, pid in processes.items()
     }
     return {
@@ -390,22 +391,6 @@ def _per_order(before: dict[str, float], after: dict[str, float], orders: int) -
             if key.startswith("cpu_")
         },
     }
-
-
-def _cpu_seconds(pid: int, children: bool = True) -> float:
-    """User + system CPU of a process and (unless told otherwise) its children (gunicorn's
-    and Celery's workers)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        total = 0.0
-        for process in (root, *(root.children(recursive=True) if children else ())):
-            times = process.cpu_times()
-            total += times.user + times.system
-        return total
-    except psutil.Error:
-        return 0.0
 
 
 def _redis_pid() -> int:

@@ -11,7 +11,9 @@ import json
 import multiprocessing
 import os
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +21,9 @@ from notifier import keys, publish
 from notifier.connection import get_redis
 from notifier.events import format_timestamp
 
+#: How far the publishers step back for the process under test (`nice`, 0-19): they stand in
+#: for workers on other hosts, but share this machine's two cores with it.
+PUBLISHER_NICE = int(os.environ.get("BENCH_PUBLISHER_NICE") or 10)
 SETUP: list[dict[str, Any]] = [{"stage": "queued", "message": "waiting"}]
 #: The burst: five lifecycle events per order, the last one terminal.
 _RETRY = {"stage": "retrying", "step": "provisioning", "nextRetryAt": "soon", "message": "busy"}
@@ -50,23 +55,38 @@ def publish_burst(
     return {"events": events, "seconds": round(seconds, 2), "per_second": round(events / seconds)}
 
 
-def publish_burst_in_processes(
-    side: str, orders: list[str], stages: list[dict[str, Any]], processes: int = 2
-) -> dict[str, Any]:
-    """`publish_burst` split over processes: one Python process cannot publish fast enough to
-    make a burst (its GIL, not Redis, is the limit). The rate counts the slowest process."""
-    chunks = [orders[i::processes] for i in range(processes)]
-    with multiprocessing.get_context("spawn").Pool(processes, initializer=_yield_cpu) as pool:
-        parts = pool.starmap(publish_burst, [(side, chunk, stages) for chunk in chunks])
-    events = sum(part["events"] for part in parts)
-    seconds = max(part["seconds"] for part in parts)
-    return {"events": events, "seconds": seconds, "per_second": round(events / seconds)}
+@contextmanager
+def publishers(processes: int = 2) -> Iterator[Callable[..., dict[str, Any]]]:
+    """`publish_burst` split over processes, which are started (imported, connected, `nice`d)
+    before the block: one Python process cannot publish fast enough to make a burst (its
+    GIL, not Redis, is the limit), and a process still starting up at full priority would
+    take the cores from the burst's first deliveries. Yields `publish(side, orders,
+    stages)`; its rate counts the slowest process."""
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes)
+    with context.Pool(processes, initializer=_start_publisher, initargs=(ready,)) as pool:
+        pool.apply(_started)  # an initializer has returned: so have all (the barrier)
+
+        def publish(side: str, orders: list[str], stages: list[dict[str, Any]]) -> dict[str, Any]:
+            chunks = [orders[i::processes] for i in range(processes)]
+            parts = pool.starmap(publish_burst, [(side, chunk, stages) for chunk in chunks])
+            events = sum(part["events"] for part in parts)
+            seconds = max(part["seconds"] for part in parts)
+            return {"events": events, "seconds": seconds, "per_second": round(events / seconds)}
+
+        yield publish
 
 
-def _yield_cpu() -> None:
+def _start_publisher(ready: Any) -> None:
     # The publishers stand in for workers on other hosts: on a shared two-core machine they
     # must not starve the process under test (or the load generator) of CPU.
-    os.nice(10)
+    os.nice(PUBLISHER_NICE)
+    get_redis().ping()
+    ready.wait(timeout=120)
+
+
+def _started() -> bool:
+    return True
 
 
 def _ours(order_id: str, stages: list[dict[str, Any]]) -> None:

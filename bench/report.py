@@ -114,18 +114,29 @@ def _fanout_runs(r: dict[str, Any]) -> str:
         return ""
     rows = [(n, f"{x['events_delivered']:,}", x["streams_opened"], x["burst_per_second"],
              x["p99_from_timestamp_ms"], x["p99_from_commit_ms"],
-             "yes" if x["p99_under_50_ms"] else "no")
+             "yes" if x["p99_under_50_ms"] else "no", _shares(x.get("burst_cores")))
             for n, x in enumerate(runs, 1)]  # fmt: skip
     met = sum(1 for x in runs if x["p99_under_50_ms"])
     columns = ("run", "events delivered", "streams opened", "burst (events/s)",
                "p99 from the payload's timestamp (ms)", "p99 from the commit in Redis (ms)",
-               "p99 from the commit under 50 ms")  # fmt: skip
+               "p99 from the commit under 50 ms",
+               "cores during the burst: web / Redis / load generator / rest / idle")  # fmt: skip
     return (
         f"\n\nOurs, run again with fresh orders (p99 under 50 ms from the commit in {met} runs "
         f"out of {len(runs)}). The commit's time is its Redis entry id (the server's clock, on "
         "this machine); the payload's timestamp is taken a little earlier, in the publisher, "
-        "before its round trip to Redis:\n\n" + _table(columns, rows)
+        "before its round trip to Redis. The publishers run on this machine too, "
+        f"at nice {r['parameters'].get('publisher_nice', 10)}, and the last column says how "
+        "the two cores were shared while the burst was delivered:\n\n" + _table(columns, rows)
     )
+
+
+def _shares(cores: dict[str, float] | None) -> str:
+    """A burst's cores per process, in a fixed order ("rest": the publishers, mostly)."""
+    if not cores:
+        return "n/a"
+    names = ("web", "redis", "load_generator", "rest", "idle")
+    return " / ".join(f"{cores.get(name, 0):.2f}" for name in names)
 
 
 def _fanout_cluster(r: dict[str, Any]) -> str:

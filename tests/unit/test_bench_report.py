@@ -63,3 +63,17 @@ def test_the_storm_table_shows_refusals_streams_never_served_and_missed_targets(
     assert "zero refused: **missed**" in table
     stock_row = next(line for line in table.splitlines() if line.startswith("| stock: connect"))
     assert stock_row.count("|  |") >= 2  # no Salesforce figure and no ratio for stock
+
+
+def test_each_fanout_run_says_how_the_cores_were_shared(results):
+    fanout = json.loads((results / "fanout.json").read_text())
+    fanout["parameters"]["publisher_nice"] = 19
+    cores = {"web": 0.57, "redis": 0.26, "load_generator": 0.16, "rest": 0.97, "idle": 0.04}
+    fanout["ours_runs"][1]["burst_cores"] = cores
+
+    table = report.render({"fanout": fanout})
+
+    runs = [line for line in table.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert runs[1].endswith("| 0.57 / 0.26 / 0.16 / 0.97 / 0.04 |"), runs
+    assert runs[0].endswith("| n/a |"), runs  # a run recorded before the cores were
+    assert "at nice 19" in table
