@@ -38,6 +38,8 @@ class CoresDuring:
         self._before: dict[str, float] = {}
         self._machine: tuple[float, float] = (0.0, 0.0)
         self._started = 0.0
+        #: The phase's length, once stopped.
+        self.seconds = 0.0
 
     def start(self) -> CoresDuring:
         self._before = self._spent()
@@ -46,7 +48,7 @@ class CoresDuring:
         return self
 
     def stop(self) -> dict[str, float]:
-        wall = max(time.monotonic() - self._started, 1e-6)
+        wall = self.seconds = max(time.monotonic() - self._started, 1e-6)
         spent = {name: seconds - self._before[name] for name, seconds in self._spent().items()}
         (busy_then, idle_then), (busy, idle) = self._machine, _machine_busy_idle()
         busy, idle = busy - busy_then, idle - idle_then

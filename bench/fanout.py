@@ -190,6 +190,11 @@ async def drive(
         # Cores each used from the burst's start until its last event arrived ("rest": the
         # publishers, mostly).
         "burst_cores": burst_cores,
+        # The web's CPU per event written to a stream: the machine's speed at the time shows
+        # here (these VMs' speed drifts by half over a day), apart from the load.
+        "web_cpu_us_per_delivery": round(
+            burst_cores["web"] * machine.seconds / max(1, len(latencies)) * 1e6, 1
+        ),
     }  # fmt: skip
 
 
@@ -205,6 +210,7 @@ def _run_summary(figures: dict[str, Any]) -> dict[str, Any]:
         "burst_per_second": figures["publish"]["per_second"],
         "p99_under_50_ms": p99 is not None and p99 < TARGET_P99_MS,
         "burst_cores": figures.get("burst_cores"),
+        "web_cpu_us_per_delivery": figures.get("web_cpu_us_per_delivery"),
     }
 
 

@@ -114,13 +114,15 @@ def _fanout_runs(r: dict[str, Any]) -> str:
         return ""
     rows = [(n, f"{x['events_delivered']:,}", x["streams_opened"], x["burst_per_second"],
              x["p99_from_timestamp_ms"], x["p99_from_commit_ms"],
-             "yes" if x["p99_under_50_ms"] else "no", _shares(x.get("burst_cores")))
+             "yes" if x["p99_under_50_ms"] else "no", _shares(x.get("burst_cores")),
+             x.get("web_cpu_us_per_delivery") or "n/a")
             for n, x in enumerate(runs, 1)]  # fmt: skip
     met = sum(1 for x in runs if x["p99_under_50_ms"])
     columns = ("run", "events delivered", "streams opened", "burst (events/s)",
                "p99 from the payload's timestamp (ms)", "p99 from the commit in Redis (ms)",
                "p99 from the commit under 50 ms",
-               "cores during the burst: web / Redis / load generator / rest / idle")  # fmt: skip
+               "cores during the burst: web / Redis / load generator / rest / idle",
+               "web CPU per event written (µs)")  # fmt: skip
     return (
         f"\n\nOurs, run again with fresh orders (p99 under 50 ms from the commit in {met} runs "
         f"out of {len(runs)}). The commit's time is its Redis entry id (the server's clock, on "
