@@ -20,6 +20,7 @@ import functools
 import gc
 import os
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import urlparse
 
@@ -154,6 +155,8 @@ async def drive(
     rss_after = web.rss()
     redis_held = sum(web.connections_to(port) for port in redis_ports)
     expected = len(paths) * len(BURST)
+    # What the streams that did open can receive: one that failed is not waited for.
+    receivable = sum(1 for s in opened if s.error is None) * len(BURST)
     # One profile per side and event store (the cluster's run must not overwrite ours).
     where = "-cluster" if len(redis_ports) > 1 else ""
     # The load generator stands in for 10,000 browsers on other machines: its own collector's
@@ -176,7 +179,7 @@ async def drive(
                     None, functools.partial(publish, side, orders, BURST)
                 )
                 deadline = time.monotonic() + 60
-                while len(latencies) < expected and time.monotonic() < deadline:
+                while len(latencies) < receivable and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 burst_cores = machine.stop()
         finally:
@@ -187,6 +190,12 @@ async def drive(
         **_figures(latencies, expected, connect_seconds, redis_held, rss_after - rss_before,
                    streams, ok, burst),
         "from_commit_latency_ms": in_milliseconds(from_commit) if from_commit else None,
+        # Events per write to a stream's socket, over the whole stream (the snapshot included).
+        "events_per_write": round(
+            sum(s.events for s in opened) / max(1, sum(s.chunks for s in opened)), 2
+        ),
+        # Why streams failed, if any did (the loader's error name per stream).
+        "stream_failures": dict(Counter(s.error for s in opened if s.error is not None)),
         # Cores each used from the burst's start until its last event arrived ("rest": the
         # publishers, mostly).
         "burst_cores": burst_cores,
@@ -211,6 +220,7 @@ def _run_summary(figures: dict[str, Any]) -> dict[str, Any]:
         "p99_under_50_ms": p99 is not None and p99 < TARGET_P99_MS,
         "burst_cores": figures.get("burst_cores"),
         "web_cpu_us_per_delivery": figures.get("web_cpu_us_per_delivery"),
+        "stream_failures": figures.get("stream_failures"),
     }
 
 

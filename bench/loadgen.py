@@ -65,6 +65,8 @@ class Stream:
     writer: asyncio.StreamWriter | None = None
     status: int = 0
     events: int = 0
+    #: HTTP chunks read: one per write the server made (events written together share one).
+    chunks: int = 0
     first_event_at: float | None = None
     error: str | None = None
     ended: bool = False
@@ -96,6 +98,7 @@ class Stream:
             size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
             if size == 0:
                 return
+            self.chunks += 1
             pending += (await self.reader.readexactly(size + 2))[:-2]
             while b"\n\n" in pending:
                 block, pending = pending.split(b"\n\n", 1)
