@@ -3,10 +3,11 @@
 A reader (a greenlet under gevent, a thread otherwise) owns the connection: it waits for the
 socket to become readable, drains messages with `get_message(timeout=0)`, turns each flask-sse
 envelope into an SSE frame once, and hands the same frame to every local subscriber of that
-order. An order's channel is SUBSCRIBEd when its
-first local stream opens and UNSUBSCRIBEd when its last one closes; `subscribe()` returns only
-once Redis has confirmed the subscription, so a stream that reads the order's history after
-subscribing cannot miss an event published in between.
+order. An order's channel is SUBSCRIBEd when its first local stream opens and UNSUBSCRIBEd a
+moment after its last one closes (with the others that closed meanwhile, in one command: a
+batch of orders ends together); `subscribe()` returns only once Redis has confirmed the
+subscription, so a stream that reads the order's history after subscribing cannot miss an
+event published in between.
 
 Delivery never blocks the reader: each subscriber has a bounded queue, and a subscriber that
 falls behind is ended (and its socket shut, so a write stuck on a client that stopped reading
@@ -62,6 +63,11 @@ _PING_EVERY = 30.0
 _CONFIRM_TIMEOUT = 15.0
 #: Messages the reader handles before letting the streams write what it delivered.
 _BATCH = 64
+#: How long a channel's UNSUBSCRIBE waits to share one command with others' (seconds). When
+#: a batch of orders completes, their streams end within moments of each other: one command
+#: (and one wake-up of the reader) for all of them instead of one each. Meanwhile the channel's
+#: messages are read and dropped, as after the UNSUBSCRIBE; a SUBSCRIBE is never held back.
+GATHER_LEAVING = 0.1
 
 
 class HubUnavailable(RuntimeError):
@@ -177,10 +183,12 @@ class _Link:
 
     Only the reader touches the connection's socket: redis-py keeps per-socket timeouts that
     two greenlets (or threads) using it at once would trample. Streams queue their SUBSCRIBE
-    and UNSUBSCRIBE here and wake the reader through a socket pair.
+    and UNSUBSCRIBE here and wake the reader through a socket pair; the queue falls due at
+    once for a SUBSCRIBE, `gather` seconds after the first waiting UNSUBSCRIBE otherwise, and
+    is then sent whole, in order.
     """
 
-    def __init__(self, client: redis.Redis, node: str = "") -> None:
+    def __init__(self, client: redis.Redis, node: str = "", gather: float = 0.0) -> None:
         # Keep the client: when it is garbage-collected it disconnects its pool, our
         # pub/sub connection included.
         self.client = client
@@ -195,10 +203,21 @@ class _Link:
         self.wake_reader.setblocking(False)
         self.wake_writer.setblocking(False)
         self.awake = False
+        self._gather = gather
+        #: When the queued commands must go (a monotonic time), None when none wait.
+        self._due_at: float | None = None
+        self._due_lock = threading.Lock()
 
-    def request(self, command: str, channel: str) -> None:
-        """Queue a command for the reader (callers hold the hub's lock: order matters)."""
-        self.commands.append((command, channel))
+    def request(self, command: str, channel: str, leaving: bool) -> bool:
+        """Queue a command for the reader (callers hold the hub's lock: order matters); True
+        when it falls due sooner than the reader knew, so the caller must `wake()` it."""
+        due = time.monotonic() + (self._gather if leaving else 0.0)
+        with self._due_lock:
+            self.commands.append((command, channel))
+            if self._due_at is not None and self._due_at <= due:
+                return False
+            self._due_at = due
+            return True
 
     def wake(self) -> None:
         """Wake the reader, once per batch and without ever blocking (call outside locks)."""
@@ -208,16 +227,33 @@ class _Link:
             with contextlib.suppress(OSError):
                 self.wake_writer.send(b"!")
 
-    def take_commands(self) -> list[tuple[str, str]]:
-        # Drain the wake bytes first, then reset the flag, then take the commands: a byte sent
-        # after the reset stays in the pipe and wakes us again. (Draining after the reset lost
-        # wake-ups: a byte sent after it was swallowed while its sender's flag stayed set, so
-        # later commands sent none, and under threads subscriptions hung.)
+    def woken(self) -> None:
+        """The reader saw the wake-up: drain its bytes, then reset the flag, before it looks
+        at the queue. A byte sent after the reset stays in the pipe and wakes it again.
+        (Draining after the reset lost wake-ups: a byte sent after it was swallowed while its
+        sender's flag stayed set, so later commands sent none, and under threads
+        subscriptions hung.)"""
         with contextlib.suppress(OSError):
             while self.wake_reader.recv(4096):
                 pass
         self.awake = False
-        return _take_all(self.commands)
+
+    def wait_for(self, longest: float) -> float:
+        """How long the reader may wait for the sockets before the queue falls due."""
+        # Read without the lock (the reader asks every turn): a request that makes the queue
+        # due sooner than this read says also wakes the reader.
+        due = self._due_at
+        return longest if due is None else min(longest, max(0.0, due - time.monotonic()))
+
+    def take_due(self) -> list[tuple[str, str]]:
+        """Every queued command, oldest first, once the queue has fallen due; else none."""
+        if self._due_at is None:  # the usual case, read without the lock (as in `wait_for`)
+            return []
+        with self._due_lock:
+            if self._due_at is None or self._due_at > time.monotonic():
+                return []
+            self._due_at = None
+            return _take_all(self.commands)
 
     def close(self) -> None:
         for closable in (self.pubsub, self.client, self.wake_reader, self.wake_writer):
@@ -228,8 +264,11 @@ class _Link:
 class Hub:
     """The process's shared subscription to per-order channels."""
 
-    def __init__(self, url: str, cluster: bool = False) -> None:
+    def __init__(
+        self, url: str, cluster: bool = False, gather_leaving: float = GATHER_LEAVING
+    ) -> None:
         self.url, self.cluster = url, cluster
+        self._gather_leaving = gather_leaving
         self._lock = threading.Lock()
         self._channels: dict[str, tuple[Subscriber, ...]] = {}
         self._pending: dict[str, _Pending] = {}
@@ -268,12 +307,14 @@ class Hub:
                 self._reread_slots()  # a node gone (mid-failover): the next try asks afresh
                 raise
             self._channels[channel] = (*current, subscriber)
+            wake = False
             if not current:
                 self._where[channel] = node
                 self._pending.setdefault(channel, _Pending()).outstanding += 1
-                link.request(self._commands[0], channel)
+                wake = link.request(self._commands[0], channel, leaving=False)
             pending = self._pending.get(channel)
-        link.wake()  # outside the lock: the reader needs it too
+        if wake:
+            link.wake()  # outside the lock: the reader needs it too
         if pending is not None and not pending.confirmed.wait(_CONFIRM_TIMEOUT):
             self.unsubscribe(subscriber)
             raise HubUnavailable("Redis did not confirm the subscription")
@@ -295,10 +336,11 @@ class Hub:
                 return
             del self._channels[channel]
             link = self._links.get(self._where.pop(channel, ""))
-            if link is not None:
-                self._leaving[channel] = self._leaving.get(channel, 0) + 1
-                link.request(self._commands[1], channel)
-        if link is not None:
+            if link is None:
+                return
+            self._leaving[channel] = self._leaving.get(channel, 0) + 1
+            wake = link.request(self._commands[1], channel, leaving=True)
+        if wake:
             link.wake()
 
     def shutdown(self, reason: str = "shutdown") -> None:
@@ -337,7 +379,7 @@ class Hub:
         link = self._links.get(node)
         if link is None:
             try:
-                link = self._links[node] = _Link(self._connect(node), node)
+                link = self._links[node] = _Link(self._connect(node), node, self._gather_leaving)
             except (redis.exceptions.RedisError, OSError) as exc:
                 raise HubUnavailable(f"cannot reach Redis: {exc.__class__.__name__}") from None
             reader = threading.Thread(target=self._run, args=(link,), daemon=True)
@@ -370,10 +412,13 @@ class Hub:
         try:
             while not self._stopping:
                 self._drain(link)
-                ready = waiter.wait(_PING_EVERY)
+                timeout = link.wait_for(_PING_EVERY)
+                ready = waiter.wait(timeout)
                 if link.wake_reader.fileno() in ready:
-                    self._send_requests(link)
-                elif not ready:
+                    link.woken()
+                if commands := link.take_due():
+                    self._send_requests(link, commands)
+                elif not ready and timeout == _PING_EVERY:
                     link.pubsub.ping()  # an idle connection still proves it is alive
         except (redis.exceptions.RedisError, OSError, AttributeError) as exc:
             log.warning("pub/sub connection lost (%s); ending local streams", exc)
@@ -395,11 +440,11 @@ class Hub:
             if handled % _BATCH == 0:
                 time.sleep(0)  # a yield to the other greenlets (a GIL release under threads)
 
-    def _send_requests(self, link: _Link) -> None:
-        # One SUBSCRIBE (or UNSUBSCRIBE) for every channel queued since the last wake-up: a
+    def _send_requests(self, link: _Link, commands: list[tuple[str, str]]) -> None:
+        # One SUBSCRIBE (or UNSUBSCRIBE) for every channel queued since the last batch: a
         # burst of new streams costs a few commands, not one round of parsing per stream.
         # On a cluster one SSUBSCRIBE may name channels of one slot only: one each.
-        for command, channels in _batches(link.take_commands()):
+        for command, channels in _batches(commands):
             for group in [[c] for c in channels] if self.cluster else [channels]:
                 getattr(link.pubsub, command)(*group)
 
