@@ -37,7 +37,7 @@ from .cpu import CoresDuring
 from .environment import event_store_on_cluster
 from .loadgen import Stream, close_all, new_event_loop, open_many, raise_fd_limit
 from .orders import customer_headers, new_account_ids, new_order_ids
-from .percentiles import in_milliseconds
+from .percentiles import in_milliseconds, over_time
 from .profile import profiled
 from .publisher import (
     BURST,
@@ -132,6 +132,7 @@ async def drive(
     #: machine) to arrival; the payload's timestamp is taken a little earlier, in the
     #: publisher, before its round trip (and whatever wait for CPU: it runs `nice`d).
     from_commit: list[float] = []
+    arrivals: list[float] = []  # when each of `from_commit` arrived
 
     def on_event(
         stream: Stream, at: float, kind: str | None, data: str, event_id: str | None
@@ -143,6 +144,7 @@ async def drive(
             committed = parse_event_id(event_id) if side == "ours" else None
             if committed is not None:
                 from_commit.append(at - committed[0] / 1000)
+                arrivals.append(at)
 
     stream_orders = [orders[i % len(orders)] for i in range(streams)]
     paths = [_path(side, order_id) for order_id in stream_orders]
@@ -190,6 +192,8 @@ async def drive(
         **_figures(latencies, expected, connect_seconds, redis_held, rss_after - rss_before,
                    streams, ok, burst),
         "from_commit_latency_ms": in_milliseconds(from_commit) if from_commit else None,
+        # The same latency over the burst, per quarter second: a stall or a saturated machine.
+        "from_commit_over_time": over_time(list(zip(arrivals, from_commit, strict=True))),
         # Events per write to a stream's socket, over the whole stream (the snapshot included).
         "events_per_write": round(
             sum(s.events for s in opened) / max(1, sum(s.chunks for s in opened)), 2
@@ -221,6 +225,7 @@ def _run_summary(figures: dict[str, Any]) -> dict[str, Any]:
         "burst_cores": figures.get("burst_cores"),
         "web_cpu_us_per_delivery": figures.get("web_cpu_us_per_delivery"),
         "stream_failures": figures.get("stream_failures"),
+        "from_commit_over_time": figures.get("from_commit_over_time"),
     }
 
 

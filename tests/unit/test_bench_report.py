@@ -65,17 +65,22 @@ def test_the_storm_table_shows_refusals_streams_never_served_and_missed_targets(
     assert stock_row.count("|  |") >= 2  # no Salesforce figure and no ratio for stock
 
 
-def test_each_fanout_run_says_how_the_cores_were_shared(results):
+def test_each_fanout_run_says_how_the_cores_were_shared_and_when_it_was_slow(results):
     fanout = json.loads((results / "fanout.json").read_text())
     fanout["parameters"]["publisher_nice"] = 19
     cores = {"web": 0.57, "redis": 0.26, "load_generator": 0.16, "rest": 0.97, "idle": 0.04}
-    fanout["ours_runs"][1].update(burst_cores=cores, web_cpu_us_per_delivery=118.5)
-    for absent in ("burst_cores", "web_cpu_us_per_delivery"):  # a run recorded before them
+    trace = {"window_s": 0.25, "windows": 56, "slow_windows": 2,
+             "worst": [{"at_s": 3.5, "events": 900, "p99_ms": 234.2}]}  # fmt: skip
+    fanout["ours_runs"][1].update(
+        burst_cores=cores, web_cpu_us_per_delivery=118.5, from_commit_over_time=trace
+    )
+    # A run recorded before these were.
+    for absent in ("burst_cores", "web_cpu_us_per_delivery", "from_commit_over_time"):
         fanout["ours_runs"][0].pop(absent, None)
 
     table = report.render({"fanout": fanout})
 
     runs = [line for line in table.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
-    assert runs[1].endswith("| 0.57 / 0.26 / 0.16 / 0.97 / 0.04 | 118.5 |"), runs
-    assert runs[0].endswith("| n/a | n/a |"), runs
+    assert runs[1].endswith("| 2 of 56 (234.2) | 0.57 / 0.26 / 0.16 / 0.97 / 0.04 | 118.5 |")
+    assert runs[0].endswith("| n/a | n/a | n/a |"), runs
     assert "at nice 19" in table
