@@ -51,6 +51,7 @@ from notifier import keys
 from notifier.connection import cluster_client, node_options
 from notifier.events import is_terminal, parse_timestamp
 
+from . import alarm
 from .metrics import SLOW_CLIENT_DISCONNECTS
 from .sse import EventId, encode_json, event_frame, parse_event_id
 
@@ -89,6 +90,9 @@ class Subscriber:
     """One open stream's mailbox: written by the reader, drained by the stream."""
 
     __slots__ = (
+        "__weakref__",
+        "_alarm_at",
+        "_deadline",
         "_frames",
         "_wakeup",
         "channel",
@@ -110,6 +114,10 @@ class Subscriber:
         # most of the time. `append` and `pop(0)` are each atomic under threads too.
         self._frames: list[Frame] = []
         self._wakeup = threading.Event()
+        #: When the current (or last) long wait must end, and when the clock's entry for
+        #: this subscriber comes due (None: it has none), monotonic times.
+        self._deadline = 0.0
+        self._alarm_at: float | None = None
 
     def deliver(self, frame: Frame) -> None:
         if self.ended:
@@ -140,11 +148,48 @@ class Subscriber:
         an order's events come in bursts, and a stream that writes them as one costs one
         send instead of several; the hub's reader does not wait for it meanwhile.
         """
-        self._wakeup.wait(timeout)
+        if timeout >= alarm.LONG_WAIT and _on_the_clock():
+            self._wait_on_the_clock(timeout)
+        else:
+            self._wakeup.wait(timeout)
         if self._frames and not self._frames[-1].terminal:
             time.sleep(0)  # a yield under gevent (a GIL release under threads)
         self._wakeup.clear()  # clear before draining: a frame appended now sets it again
         return _take_all(self._frames)
+
+    def _wait_on_the_clock(self, timeout: float) -> None:
+        """Wait for a frame, an end or a poke, or until `timeout` passes, with no timer of
+        its own: the process's clock wakes it (`streaming/alarm.py`)."""
+        self._deadline = deadline = time.monotonic() + timeout
+        if self._alarm_at is None or deadline < self._alarm_at:
+            self._alarm_at = deadline
+            alarm.process_alarm().wake_at(self, deadline)
+        self._wakeup.wait()
+
+    def ring(self, deadline: float) -> None:
+        """The clock's entry for `deadline` came due (`alarm.Sleeper`)."""
+        if self._alarm_at != deadline:
+            return  # superseded by a sooner entry, which is this subscriber's entry now
+        self._alarm_at = None
+        if self.ended:
+            return
+        if self._deadline > deadline:  # woken early since, and waiting longer now
+            self._alarm_at = self._deadline
+            alarm.process_alarm().wake_at(self, self._deadline)
+        else:
+            self._wakeup.set()
+
+
+_clock: bool | None = None
+
+
+def _on_the_clock() -> bool:
+    """Whether long waits go on the process's clock (asked once: gunicorn's gevent worker
+    patches threading before it loads the app)."""
+    global _clock
+    if _clock is None:
+        _clock = alarm.in_use()
+    return _clock
 
 
 def _take_all(queue: deque[T] | list[T]) -> list[T]:
