@@ -228,12 +228,12 @@ class _Link:
 
     Only the reader touches the connection's socket: redis-py keeps per-socket timeouts that
     two greenlets (or threads) using it at once would trample. Streams queue their SUBSCRIBE
-    and UNSUBSCRIBE here and wake the reader through a socket pair; the queue falls due at
-    once for a SUBSCRIBE, `gather` seconds after the first waiting UNSUBSCRIBE otherwise, and
-    is then sent whole, in order.
+    and UNSUBSCRIBE here and wake the reader through a socket pair; the queue falls due when
+    its soonest command asks (a SUBSCRIBE at once, an UNSUBSCRIBE a moment later), and is
+    then sent whole, in order.
     """
 
-    def __init__(self, client: redis.Redis, node: str = "", gather: float = 0.0) -> None:
+    def __init__(self, client: redis.Redis, node: str = "") -> None:
         # Keep the client: when it is garbage-collected it disconnects its pool, our
         # pub/sub connection included.
         self.client = client
@@ -248,15 +248,15 @@ class _Link:
         self.wake_reader.setblocking(False)
         self.wake_writer.setblocking(False)
         self.awake = False
-        self._gather = gather
         #: When the queued commands must go (a monotonic time), None when none wait.
         self._due_at: float | None = None
         self._due_lock = threading.Lock()
 
-    def request(self, command: str, channel: str, leaving: bool) -> bool:
-        """Queue a command for the reader (callers hold the hub's lock: order matters); True
-        when it falls due sooner than the reader knew, so the caller must `wake()` it."""
-        due = time.monotonic() + (self._gather if leaving else 0.0)
+    def request(self, command: str, channel: str, after: float = 0.0) -> bool:
+        """Queue a command for the reader to send within `after` seconds (callers hold the
+        hub's lock: order matters); True when the queue falls due sooner than the reader
+        knew, so the caller must `wake()` it."""
+        due = time.monotonic() + after
         with self._due_lock:
             self.commands.append((command, channel))
             if self._due_at is not None and self._due_at <= due:
@@ -356,7 +356,7 @@ class Hub:
             if not current:
                 self._where[channel] = node
                 self._pending.setdefault(channel, _Pending()).outstanding += 1
-                wake = link.request(self._commands[0], channel, leaving=False)
+                wake = link.request(self._commands[0], channel)
             pending = self._pending.get(channel)
         if wake:
             link.wake()  # outside the lock: the reader needs it too
@@ -384,7 +384,7 @@ class Hub:
             if link is None:
                 return
             self._leaving[channel] = self._leaving.get(channel, 0) + 1
-            wake = link.request(self._commands[1], channel, leaving=True)
+            wake = link.request(self._commands[1], channel, after=self._gather_leaving)
         if wake:
             link.wake()
 
@@ -424,7 +424,7 @@ class Hub:
         link = self._links.get(node)
         if link is None:
             try:
-                link = self._links[node] = _Link(self._connect(node), node, self._gather_leaving)
+                link = self._links[node] = _Link(self._connect(node), node)
             except (redis.exceptions.RedisError, OSError) as exc:
                 raise HubUnavailable(f"cannot reach Redis: {exc.__class__.__name__}") from None
             reader = threading.Thread(target=self._run, args=(link,), daemon=True)
