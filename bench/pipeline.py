@@ -6,10 +6,12 @@ The Celery broker gets a redis-server of its own (the event store stays on `REDI
 the commands of each can be counted apart.
 
 Per latency, ours and the naive chain alternate so that the machine's noise hits both:
-1. flood, naive then ours: every order sent at once; throughput in orders per second. Ours:
-   from the first `queued` to the last `completed` event (the events' own timestamps). Naive:
-   from the first chain sent to the last `completed` PUBLISH received by the benchmark.
-   Cost per order over the flood: Redis commands executed on each server (`INFO
+1. floods, naive, ours, ours, naive (so that a machine speeding up or slowing down weighs
+   on both sides alike): every order of a flood sent at once; throughput in orders per
+   second, a side's orders over the sum of its floods' spans. Ours: a flood spans from its
+   first `queued` to its last `completed` event (the events' own timestamps). Naive: from
+   the first chain sent to the last `completed` PUBLISH received by the benchmark.
+   Cost per order over the floods: Redis commands executed on each server (`INFO
    commandstats`: inside scripts included), Salesforce API calls (the sandbox's count, like a
    real org's API limit), CPU time by process.
 2. paced, ours then naive: orders sent open loop at a steady rate well below our throughput
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,9 @@ SETTLE_SECONDS = 1.0
 #: and ours alone (client-sent on the event store).
 TARGET_COMMANDS_TOTAL, TARGET_COMMANDS_OURS = 60, 15
 TARGET_THROUGHPUT_RATIO, TARGET_PACED_P99_MS, TARGET_PACED_RATE = 0.7, 50, 20
+#: The floods of each latency, in this order (ABBA): each side's throughput is its floods'
+#: orders over their summed spans, its cost their summed cost.
+FLOOD_ORDER = ("naive", "ours", "ours", "naive")
 #: What every sandbox order holds (`SandboxClient.create_order()` with no products).
 PRODUCT_ID = next(o.pid for o in CATALOGUE if o.code == DEFAULT_PRODUCTS[0])
 
@@ -127,20 +132,33 @@ def measure(
         _complete(web.url, token, _new_orders(sandbox, concurrency))
         _naive_warm_up(completions, _naive_orders(sandbox, concurrency), naive_worker)
 
-        # 1. flood: naive, then ours.
-        naive_flood = _naive_orders(sandbox, orders)
-        before = _counters(sandbox, naive_processes)
-        naive_flooded = naive.run(completions, naive_flood)
-        naive_cost = _per_order(before, _counters(sandbox, naive_processes), orders)
-        flood = _new_orders(sandbox, orders)
-        before = _counters(sandbox, ours_processes)
-        with (
-            profiled(worker.process.pid, f"pipeline-{latency_ms}ms-worker", subprocesses=True),
-            profiled(web.process.pid, f"pipeline-{latency_ms}ms-web", subprocesses=True),
-        ):
-            _complete(web.url, token, flood)
-        ours_cost = _per_order(before, _counters(sandbox, ours_processes), orders)
-        flooded = _timings(flood)
+        # 1. floods, naive, ours, ours, naive: a machine that speeds up or slows down over
+        # the minute they take weighs on both sides alike (one flood each gave ratios from
+        # 0.60 to 0.77 on the same code, 12-02 and 12-03).
+        naive_floods: list[dict[str, Any]] = []
+        ours_floods: list[list[str]] = []
+        naive_spent: list[dict[str, float]] = []
+        ours_spent: list[dict[str, float]] = []
+        for side in FLOOD_ORDER:
+            if side == "naive":
+                naive_flood = _naive_orders(sandbox, orders)
+                before = _counters(sandbox, naive_processes)
+                naive_floods.append(naive.run(completions, naive_flood))
+                naive_spent.append(_spent(before, _counters(sandbox, naive_processes)))
+                continue
+            flood = _new_orders(sandbox, orders)
+            before = _counters(sandbox, ours_processes)
+            first = not ours_floods  # the one profiled, when profiling
+            with (
+                profiled(worker.process.pid, f"pipeline-{latency_ms}ms-worker", True, first),
+                profiled(web.process.pid, f"pipeline-{latency_ms}ms-web", True, first),
+            ):
+                _complete(web.url, token, flood)
+            ours_spent.append(_spent(before, _counters(sandbox, ours_processes)))
+            ours_floods.append(flood)
+        ours_cost = _per_order(ours_spent, orders * len(ours_floods))
+        naive_cost = _per_order(naive_spent, orders * len(naive_floods))
+        flooded = _timings(*ours_floods)
 
         # 2. paced: ours, then naive at the same rate. At 0 ms, the target's rate (issue #14:
         # p99 at 20 orders/s); at 50 ms, well below the throughput just measured (no order
@@ -165,11 +183,11 @@ def measure(
         "per_order": ours_cost,
         "redis_commands": ours_sample,
     }
-    naive_timings = _naive_timings(naive_flooded, orders)
+    naive_timings = _naive_timings(naive_floods, orders)
     baseline = {
         "flood": {**naive_timings, "cpu_share": _cpu_share(naive_cost, naive_timings)},
         "paced": {
-            **_naive_timings(naive_paced_run, paced_count),
+            **_naive_timings([naive_paced_run], paced_count),
             "rate_per_second": round(rate, 1),
         },
         "per_order": naive_cost,
@@ -319,39 +337,61 @@ def _complete(
         time.sleep(0.2)
 
 
-def _timings(order_ids: list[str]) -> dict[str, Any]:
-    spans, firsts, lasts, outcomes = [], [], [], {"completed": 0, "failed": 0}
-    for order_id in order_ids:
-        snapshot = read_snapshot(order_id)
-        history = snapshot.body["history"] if snapshot else []
-        if not history:
-            outcomes["missing"] = outcomes.get("missing", 0) + 1
-            continue
-        queued, last = (
-            parse_timestamp(history[0]["timestamp"]),
-            parse_timestamp(history[-1]["timestamp"]),
-        )
-        outcomes[history[-1]["stage"]] = outcomes.get(history[-1]["stage"], 0) + 1
-        if queued is not None and last is not None:
-            spans.append(last - queued)
-            firsts.append(queued)
-            lasts.append(last)
+def _timings(*runs: list[str]) -> dict[str, Any]:
+    """Outcomes, throughput and trigger → `completed` latency of ours over `runs` (each a
+    list of order ids run together): throughput is all their orders over the sum of each
+    run's span from its first `queued` to its last event; each run's own throughput too."""
+    spans: list[float] = []
+    outcomes = {"completed": 0, "failed": 0}
+    seconds, each = 0.0, []
+    for order_ids in runs:
+        firsts, lasts = [], []
+        for order_id in order_ids:
+            snapshot = read_snapshot(order_id)
+            history = snapshot.body["history"] if snapshot else []
+            if not history:
+                outcomes["missing"] = outcomes.get("missing", 0) + 1
+                continue
+            queued, last = (
+                parse_timestamp(history[0]["timestamp"]),
+                parse_timestamp(history[-1]["timestamp"]),
+            )
+            outcomes[history[-1]["stage"]] = outcomes.get(history[-1]["stage"], 0) + 1
+            if queued is not None and last is not None:
+                spans.append(last - queued)
+                firsts.append(queued)
+                lasts.append(last)
+        span = max(lasts) - min(firsts)
+        seconds += span
+        each.append(round(len(order_ids) / span, 1))
+    return _throughput(sum(map(len, runs)), seconds, each, outcomes, spans)
+
+
+def _naive_timings(runs: list[dict[str, dict[str, float]]], count: int) -> dict[str, Any]:
+    """The same for the naive chain's `runs` of `count` orders each: send → arrival of the
+    `completed` PUBLISH at the benchmark, per order."""
+    spans: list[float] = []
+    seconds, each, arrivals = 0.0, [], 0
+    for result in runs:
+        sent, arrived = result["sent"], result["arrived"]
+        spans += [arrived[o] - sent[o] for o in arrived]
+        span = max(arrived.values(), default=0.0) - min(sent.values(), default=0.0)
+        seconds += max(span, 0.0)
+        arrivals += len(arrived)
+        each.append(round(len(arrived) / span, 1) if span > 0 else None)
+    outcomes = {"completed": arrivals, "missing": count * len(runs) - arrivals}
+    return _throughput(arrivals, seconds, each, outcomes, spans)
+
+
+def _throughput(
+    orders: int, seconds: float, each: Sequence[float | None], outcomes: dict[str, int],
+    spans: list[float],
+) -> dict[str, Any]:  # fmt: skip
     latency = in_milliseconds(spans)
     return {
         "outcomes": outcomes,
-        "orders_per_second": round(len(order_ids) / (max(lasts) - min(firsts)), 1),
-        "trigger_to_completed_ms": {key: latency[key] for key in ("p50", "p99", "max")},
-    }
-
-
-def _naive_timings(result: dict[str, dict[str, float]], count: int) -> dict[str, Any]:
-    """Send → arrival of the `completed` PUBLISH at the benchmark, per order."""
-    sent, arrived = result["sent"], result["arrived"]
-    latency = in_milliseconds([arrived[o] - sent[o] for o in arrived])
-    span = max(arrived.values(), default=0.0) - min(sent.values(), default=0.0)
-    return {
-        "outcomes": {"completed": len(arrived), "missing": count - len(arrived)},
-        "orders_per_second": round(len(arrived) / span, 1) if span > 0 else None,
+        "orders_per_second": round(orders / seconds, 1) if seconds > 0 else None,
+        "orders_per_second_each_run": list(each),
         "trigger_to_completed_ms": {key: latency[key] for key in ("p50", "p99", "max")},
     }
 
@@ -374,8 +414,13 @@ def _counters(sandbox: SandboxClient, processes: dict[str, int]) -> dict[str, fl
     }
 
 
-def _per_order(before: dict[str, float], after: dict[str, float], orders: int) -> dict:
-    spent = {key: after[key] - before[key] for key in before}
+def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: after[key] - before[key] for key in before}
+
+
+def _per_order(runs: list[dict[str, float]], orders: int) -> dict:
+    """What `runs` (`_spent` of each) cost per order, `orders` in all."""
+    spent = {key: sum(run[key] for run in runs) for key in runs[0]}
     events, broker = spent["redis_events"], spent["redis_broker"]
     return {
         # Every command each server executed (INFO commandstats): inside scripts included.

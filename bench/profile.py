@@ -24,10 +24,13 @@ _IDLE = ("Hub.run (gevent/hub.py", "acquire_with_timeout (gevent/_threading.py")
 
 
 @contextmanager
-def profiled(pid: int, name: str, subprocesses: bool = False) -> Iterator[Path | None]:
-    """Sample process `pid` (and its children) with py-spy during the block, when asked to."""
+def profiled(
+    pid: int, name: str, subprocesses: bool = False, this_time: bool = True
+) -> Iterator[Path | None]:
+    """Sample process `pid` (and its children) with py-spy during the block, when asked to
+    (`BENCH_PROFILE`; and `this_time`, where a phase repeats)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not os.environ.get("BENCH_PROFILE") or not Path(spy).exists():
+    if not (this_time and os.environ.get("BENCH_PROFILE")) or not Path(spy).exists():
         yield None
         return
     RESULTS.mkdir(exist_ok=True)

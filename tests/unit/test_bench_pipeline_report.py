@@ -43,3 +43,34 @@ def test_the_targets_line_says_met_missed_or_not_measured() -> None:
     assert "at least 0.7: met" in line
     assert "at 20 orders/s: not measured at that rate" in line
     assert "end to end: **missed**" in line
+
+
+def test_a_sides_floods_give_its_orders_over_their_summed_spans_and_each_floods_rate() -> None:
+    from bench.pipeline import _naive_timings
+
+    # Two floods of 4 orders: the first takes 2 s, the second 0.5 s (one order never arrived).
+    first = {
+        "sent": {f"a{i}": 10.0 for i in range(4)},
+        "arrived": {f"a{i}": 11.0 + i / 3 for i in range(4)},
+    }
+    second = {
+        "sent": {f"b{i}": 50.0 for i in range(4)},
+        "arrived": {f"b{i}": 50.5 for i in range(3)},
+    }
+
+    timings = _naive_timings([first, second], 4)
+
+    assert timings["orders_per_second"] == round(7 / 2.5, 1)  # not the mean of 2 and 6
+    assert timings["orders_per_second_each_run"] == [2.0, 6.0]
+    assert timings["outcomes"] == {"completed": 7, "missing": 1}
+
+
+def test_the_table_shows_each_floods_rate_after_the_sides() -> None:
+    result = json.loads(SAMPLE.read_text())
+    result["latency_0ms"]["flood"].update(
+        orders_per_second=50.0, orders_per_second_each_run=[48.1, 52.2]
+    )
+
+    table = report.render({"pipeline": result})
+
+    assert "| 50.0 (48.1, 52.2) |" in lines_starting(table, "| ours, 0 ms |")[0]
