@@ -148,10 +148,10 @@ def measure(
                 continue
             flood = _new_orders(sandbox, orders)
             before = _counters(sandbox, ours_processes)
-            first = not ours_floods  # the one profiled, when profiling
+            name, first = f"pipeline-{latency_ms}ms", not ours_floods  # profiled: the first
             with (
-                profiled(worker.process.pid, f"pipeline-{latency_ms}ms-worker", True, first),
-                profiled(web.process.pid, f"pipeline-{latency_ms}ms-web", True, first),
+                profiled(worker.process.pid, f"{name}-worker", subprocesses=True, this_time=first),
+                profiled(web.process.pid, f"{name}-web", subprocesses=True, this_time=first),
             ):
                 _complete(web.url, token, flood)
             ours_spent.append(_spent(before, _counters(sandbox, ours_processes)))

@@ -81,8 +81,8 @@ _tasks_run = 0
 
 @worker_init.connect
 def _freeze_before_the_pool_forks(**_: Any) -> None:
-    """The main process, before its pool forks: the pool processes inherit the frozen heap
-    (and the collector never writes to its pages, so they stay shared)."""
+    """The main process, before its pool forks: the pool processes inherit the frozen heap,
+    which their full collections then never walk."""
     gc.collect()
     gc.freeze()
 
