@@ -16,7 +16,7 @@ from notifier.connection import cluster_client
 from sandbox.redis_cluster import LocalCluster, available
 from sandbox.redis_server import free_port
 from streaming.hub import hub_client_name
-from tests.helpers import unreplicated_commits
+from tests.helpers import unreplicated_commits, wait_until
 from tests.sse import web_process
 
 from .test_stream import new_order_id, open_stream, queued, retrying
@@ -149,7 +149,8 @@ def test_a_killed_primary_fails_over_and_streams_resume_by_id(replicated, sandbo
         assert ending[-1].type == "stream.end"
         assert ending[-1].json["reason"] == "redis-unavailable"
         missed = _publish_once_promoted(order_id)
-        assert replicated.primary_of(keys.channel(order_id)).port != primary.port
+        # The node asked may not have heard of the vote yet (gossip): ask until it has.
+        wait_until(lambda: replicated.primary_of(keys.channel(order_id)).port != primary.port)
 
         first = _reconnect(web, order_id, {**headers, "Last-Event-ID": snapshot.id})
         assert first.type == "order.update" and first.id == missed
