@@ -1,13 +1,13 @@
 """One Redis pub/sub connection per web process, fanned out to every local stream.
 
 A reader (a greenlet under gevent, a thread otherwise) owns the connection: it waits for the
-socket to become readable, drains messages with `get_message(timeout=0)`, turns each flask-sse
-envelope into an SSE frame once, and hands the same frame to every local subscriber of that
-order. An order's channel is SUBSCRIBEd when its first local stream opens and UNSUBSCRIBEd a
-moment after its last one closes (with the others that closed meanwhile, in one command: a
-batch of orders ends together); `subscribe()` returns only once Redis has confirmed the
-subscription, so a stream that reads the order's history after subscribing cannot miss an
-event published in between.
+socket to become readable, reads what it holds and parses the replies itself (`resp.py`), turns
+each flask-sse envelope into an SSE frame once, and hands the same frame to every local
+subscriber of that order. An order's channel is SUBSCRIBEd when its first local stream opens
+and UNSUBSCRIBEd a moment after its last one closes (with the others that closed meanwhile, in
+one command: a batch of orders ends together); `subscribe()` returns only once Redis has
+confirmed the subscription, so a stream that reads the order's history after subscribing cannot
+miss an event published in between.
 
 Delivery never blocks the reader: each subscriber has a bounded queue, and a subscriber that
 falls behind is ended (and its socket shut, so a write stuck on a client that stopped reading
@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import select
 import selectors
 import socket
@@ -53,6 +54,7 @@ from notifier.events import is_terminal, parse_timestamp
 
 from . import alarm
 from .metrics import SLOW_CLIENT_DISCONNECTS
+from .resp import Reply, ReplyReader
 from .sse import EventId, encode_json, event_frame, parse_event_id
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ _PING_EVERY = 30.0
 _CONFIRM_TIMEOUT = 15.0
 #: Messages the reader handles before letting the streams write what it delivered.
 _BATCH = 64
+#: The most the reader takes from its socket at once (a burst's 25,000 messages are 5 MB).
+_READ_SIZE = 256 * 1024
 #: How long a channel's UNSUBSCRIBE waits to share one command with others' (seconds). When
 #: a batch of orders completes, their streams end within moments of each other: one command
 #: (and one wake-up of the reader) for all of them instead of one each. Meanwhile the channel's
@@ -243,6 +247,10 @@ class _Link:
         # Connects now, and keeps the connection in subscribed mode, where redis-py reads it
         # (plain pub/sub: any cluster node takes it).
         self.pubsub.subscribe(f"{keys.namespace()}:sse:__hub__")
+        # redis-py writes our commands to the connection; its replies are read and parsed
+        # here (`streaming.resp`). redis-py keeps no public handle on the socket.
+        self.sock = self.pubsub.connection._sock
+        self.replies = ReplyReader()
         self.commands: deque[tuple[str, str]] = deque()
         self.wake_reader, self.wake_writer = socket.socketpair()
         self.wake_reader.setblocking(False)
@@ -251,6 +259,11 @@ class _Link:
         #: When the queued commands must go (a monotonic time), None when none wait.
         self._due_at: float | None = None
         self._due_lock = threading.Lock()
+
+    def decrypted(self) -> int:
+        """Bytes a TLS connection has decrypted and not handed over yet (none without TLS)."""
+        pending = getattr(self.sock, "pending", None)
+        return pending() if pending is not None else 0
 
     def request(self, command: str, channel: str, after: float = 0.0) -> bool:
         """Queue a command for the reader to send within `after` seconds (callers hold the
@@ -438,6 +451,8 @@ class Hub:
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": 5,
             "client_name": hub_client_name(),  # so operators can spot it in CLIENT LIST
+            # RESP2 (redis-py 8 asks for RESP3): the replies `streaming.resp` reads.
+            "protocol": 2,
         }
         if node:
             host, port = node.rsplit(":", 1)
@@ -452,13 +467,13 @@ class Hub:
     # --- the reader ------------------------------------------------------------------------
 
     def _run(self, link: _Link) -> None:
-        # redis-py keeps no public handle on the connection's socket.
-        waiter = _Waiter([link.pubsub.connection._sock, link.wake_reader])
+        waiter = _Waiter([link.sock, link.wake_reader])
         try:
             while not self._stopping:
-                self._drain(link)
                 timeout = link.wait_for(_PING_EVERY)
                 ready = waiter.wait(timeout)
+                if link.sock.fileno() in ready:
+                    self._drain(link)
                 if link.wake_reader.fileno() in ready:
                     link.woken()
                 if commands := link.take_due():
@@ -474,16 +489,23 @@ class Hub:
         self._drop(link)
 
     def _drain(self, link: _Link) -> None:
-        # redis-py may have read several messages into its buffer: take them all before the
-        # next select(), which only sees bytes still in the socket. Reading a socket that has
-        # data never blocks, so under gevent the reader would keep the CPU for a whole burst
-        # while every stream waits to write: let them run after every batch.
+        # The socket is readable: a read takes what it holds (up to _READ_SIZE; the loop comes
+        # back at once for more), and under TLS (rediss://) whatever its layer decrypted too,
+        # which no poll() would show. Reading a socket that has data never blocks, so under
+        # gevent the reader would keep the CPU for a whole burst while every stream waits to
+        # write: let them run after every batch.
         handled = 0
-        while (message := link.pubsub.get_message(timeout=0)) is not None:
-            self._handle(message, link)
-            handled += 1
-            if handled % _BATCH == 0:
-                time.sleep(0)  # a yield to the other greenlets (a GIL release under threads)
+        while True:
+            data = link.sock.recv(_READ_SIZE)
+            if not data:
+                raise redis.exceptions.ConnectionError("Redis closed the connection")
+            for reply in link.replies.feed(data):
+                self._handle(reply, link)
+                handled += 1
+                if handled % _BATCH == 0:
+                    time.sleep(0)  # a yield to the other greenlets (a GIL release under threads)
+            if not link.decrypted():
+                return
 
     def _send_requests(self, link: _Link, commands: list[tuple[str, str]]) -> None:
         # One SUBSCRIBE (or UNSUBSCRIBE) for every channel queued since the last batch: a
@@ -493,19 +515,19 @@ class Hub:
             for group in [[c] for c in channels] if self.cluster else [channels]:
                 getattr(link.pubsub, command)(*group)
 
-    def _handle(self, message: dict[str, Any], link: _Link) -> None:
-        kind = message.get("type")
+    def _handle(self, reply: Reply, link: _Link) -> None:
+        kind = reply[0]
         if kind in ("message", "smessage"):
-            subscribers = self._channels.get(message["channel"])
+            subscribers = self._channels.get(reply[1])  # type: ignore[arg-type]
             if subscribers:
-                frame = decode_envelope(message["data"])
+                frame = decode_envelope(reply[2])  # type: ignore[arg-type]
                 if frame is not None:
                     for subscriber in subscribers:
                         subscriber.deliver(frame)
         elif kind in ("subscribe", "ssubscribe"):
-            self._confirm(message["channel"])
+            self._confirm(reply[1])  # type: ignore[arg-type]
         elif kind == "sunsubscribe":
-            self._left(message["channel"], link)
+            self._left(reply[1], link)  # type: ignore[arg-type]
 
     def _confirm(self, channel: str) -> None:
         with self._lock:
@@ -629,18 +651,41 @@ def decode_envelope(raw: str) -> Frame | None:
     channel; here a bad message is logged and skipped.
     """
     try:
-        message = Message(**json.loads(raw))
+        data, data_json, id_text, kind = _envelope_parts(raw)
     except (TypeError, ValueError):
         log.error("dropping a malformed envelope: %.200r", raw)
         return None
-    event_id = parse_event_id(str(message.id)) if message.id else None
-    if event_id is None or not isinstance(message.data, dict):
+    event_id = parse_event_id(id_text) if id_text else None
+    if event_id is None or not isinstance(data, dict):
         log.error("dropping an envelope without an event id or object data: %.200r", raw)
         return None
-    data = encode_json(message.data)
-    frame = event_frame(message.type or "message", str(message.id), data)
-    published = parse_timestamp(message.data.get("timestamp"))
-    return Frame(event_id, frame, is_terminal(message.data.get("stage")), published)
+    frame = event_frame(kind or "message", id_text, data_json)
+    published = parse_timestamp(data.get("timestamp"))
+    return Frame(event_id, frame, is_terminal(data.get("stage")), published)
+
+
+#: An envelope as our scripts publish it (`notifier/lua/publish.lua`, `append_account.lua`):
+#: the data's JSON, then the id and the type, on one line.
+_AS_PUBLISHED = re.compile(
+    r'\{"data":(\{[^\r\n]*\}),"id":"(\d{1,20}-\d{1,20})","type":"([A-Za-z0-9_.-]{1,64})"\}'
+)
+
+
+def _envelope_parts(raw: str) -> tuple[Any, str, str | None, str | None]:
+    """The envelope's data (decoded, and as the JSON its frame carries), id and type.
+
+    Laid out as our scripts publish it, the data's JSON goes into the frame as published
+    (one line of ASCII, as `encode_json` writes it) instead of being encoded again, which
+    was a third of the reader's cost per message; any other layout goes through flask-sse's
+    `Message`. Raises ValueError or TypeError for what is not an envelope."""
+    published = _AS_PUBLISHED.fullmatch(raw)
+    if published is not None and published[1].isascii():
+        with contextlib.suppress(ValueError):  # else not ours after all: the general path
+            return json.loads(published[1]), published[1], published[2], published[3]
+    message = Message(**json.loads(raw))
+    data = message.data
+    data_json = encode_json(data) if isinstance(data, dict) else ""
+    return data, data_json, str(message.id) if message.id else None, message.type
 
 
 def hub_client_name() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -74,3 +75,29 @@ def test_a_subscriber_that_falls_behind_is_ended() -> None:
         subscriber.deliver(frame)
     assert subscriber.ended == "slow-client"
     assert subscriber.take(0) == [frame, frame]
+
+
+def test_envelopes_as_our_scripts_publish_them_keep_their_data_as_published() -> None:
+    data = '{"orderId":"801","stage":"completed","timestamp":"2026-12-03T10:00:00.000Z"}'
+    raw = '{"data":' + data + ',"id":"5-1","type":"order.update"}'
+    frame = decode_envelope(raw)
+    assert frame is not None
+    assert frame.data == b"event: order.update\nid: 5-1\ndata: " + data.encode() + b"\n\n"
+    assert (frame.event_id, frame.terminal) == ((5, 1), True)
+    assert frame.published_at == datetime(2026, 12, 3, 10, tzinfo=UTC).timestamp()
+    # The same envelope laid out otherwise decodes to the same frame.
+    assert decode_envelope(json.dumps(json.loads(raw), indent=1)) == frame
+
+
+@pytest.mark.parametrize(
+    "data, sent",
+    [
+        ('{"note":"a\\u2028b"}', '{"note":"a\\u2028b"}'),  # escaped: passed through as is
+        ('{"note":"a\u2028b"}', '{"note":"a\\u2028b"}'),  # raw: escaped, one line for parsers
+        ('{"a": 1}', '{"a": 1}'),
+    ],
+)
+def test_published_data_goes_out_as_one_ascii_line(data, sent) -> None:
+    frame = decode_envelope('{"data":' + data + ',"id":"5-1","type":"order.update"}')
+    assert frame is not None
+    assert frame.data.decode("ascii").endswith("data: " + sent + "\n\n")
