@@ -249,8 +249,7 @@ class _Link:
         self.pubsub.subscribe(f"{keys.namespace()}:sse:__hub__")
         # redis-py writes our commands to the connection; its replies are read and parsed
         # here (`streaming.resp`). redis-py keeps no public handle on the socket.
-        connection = self.pubsub.connection
-        sock: socket.socket | None = getattr(connection, "_sock", None)
+        sock: socket.socket | None = getattr(self.pubsub.connection, "_sock", None)
         if sock is None:  # subscribe() connects or raises; this is its contract, checked
             raise redis.exceptions.ConnectionError("the hub's pub/sub connection is not open")
         self.sock: socket.socket = sock
